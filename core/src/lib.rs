@@ -1,0 +1,22 @@
+//! Switchyard core: the types every other crate shares.
+//!
+//! - [`request`]: typed generation requests (chat messages, sampling parameters);
+//! - [`engine`]: the [`Engine`] trait that every engine family implements, and the
+//!   [`LoadedModel`] handle that serves generations with streaming output and cancellation;
+//! - [`error`]: [`EngineError`], the one error type engines return;
+//! - [`manifest`]: the on-disk `manifest.json` that describes a model and its artifacts.
+//!
+//! Nothing here knows about HTTP or about any engine's internals.
+
+pub mod engine;
+pub mod error;
+pub mod manifest;
+pub mod request;
+
+pub use engine::{
+    Capabilities, Engine, EngineConfig, Generation, GenerationEvent, LoadedModel, ModelStatus,
+    Task,
+};
+pub use error::EngineError;
+pub use manifest::{Artifact, Manifest};
+pub use request::{ChatMessage, FinishReason, GenerateRequest, Prompt, SamplingParams, Usage};

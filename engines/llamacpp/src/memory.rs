@@ -1,0 +1,54 @@
+//! Memory estimates in bytes: weights (the GGUF file, memory-mapped) + KV cache (f16).
+
+use std::path::Path;
+
+use llama_cpp_2::gguf::GgufContext;
+use llama_cpp_2::model::LlamaModel;
+use switchyard_core::{EngineConfig, EngineError};
+
+/// Bytes of an f16 KV cache: K and V, per layer, per cell, `n_head_kv × head_dim` values each.
+pub fn kv_cache_bytes(n_layer: u64, n_head_kv: u64, head_dim: u64, cells: u64) -> u64 {
+    2 * n_layer * cells * n_head_kv * head_dim * 2
+}
+
+/// KV bytes for a loaded model with `slots × context_per_slot` cells.
+pub(crate) fn kv_for_model(model: &LlamaModel, context_per_slot: u32, config: &EngineConfig) -> u64 {
+    let n_head = u64::from(model.n_head().max(1));
+    let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+    let head_dim = model
+        .meta_val_str(&format!("{arch}.attention.key_length"))
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| u64::try_from(model.n_embd()).unwrap_or(0) / n_head);
+    kv_cache_bytes(
+        u64::from(model.n_layer()),
+        u64::from(model.n_head_kv()),
+        head_dim,
+        u64::from(context_per_slot) * u64::from(config.slots),
+    )
+}
+
+/// Estimate before loading, from the GGUF header alone.
+pub(crate) fn estimate_from_file(path: &Path, config: &EngineConfig) -> Result<u64, EngineError> {
+    let file_size = std::fs::metadata(path)
+        .map_err(|e| EngineError::Load(format!("{}: {e}", path.display())))?
+        .len();
+    let gguf = GgufContext::from_file(path)
+        .ok_or_else(|| EngineError::Load(format!("{}: not a readable GGUF file", path.display())))?;
+    let string = |key: &str| {
+        let idx = gguf.find_key(key);
+        (idx >= 0).then(|| gguf.val_str(idx).map(str::to_owned)).flatten()
+    };
+    let number = |key: &str| {
+        let idx = gguf.find_key(key);
+        (idx >= 0).then(|| u64::from(gguf.val_u32(idx)))
+    };
+    let arch = string("general.architecture").unwrap_or_default();
+    let n_layer = number(&format!("{arch}.block_count")).unwrap_or(0);
+    let n_embd = number(&format!("{arch}.embedding_length")).unwrap_or(0);
+    let n_head = number(&format!("{arch}.attention.head_count")).unwrap_or(1).max(1);
+    let n_head_kv = number(&format!("{arch}.attention.head_count_kv")).unwrap_or(n_head);
+    let head_dim = number(&format!("{arch}.attention.key_length")).unwrap_or(n_embd / n_head);
+    let cells = u64::from(config.context_per_slot) * u64::from(config.slots);
+    Ok(file_size + kv_cache_bytes(n_layer, n_head_kv, head_dim, cells))
+}
