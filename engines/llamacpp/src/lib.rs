@@ -33,7 +33,7 @@ use tracing::{info, warn};
 use crate::template::ChatTemplate;
 use crate::worker::{Job, LoopSettings, Shared};
 
-pub use memory::kv_cache_bytes;
+pub use memory::{inspect_gguf, kv_cache_bytes, GgufInfo};
 
 /// The engine name reported in health, metrics and traces.
 pub const ENGINE_NAME: &str = "llama.cpp";

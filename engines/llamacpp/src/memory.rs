@@ -52,3 +52,42 @@ pub(crate) fn estimate_from_file(path: &Path, config: &EngineConfig) -> Result<u
     let cells = u64::from(config.context_per_slot) * u64::from(config.slots);
     Ok(file_size + kv_cache_bytes(n_layer, n_head_kv, head_dim, cells))
 }
+
+/// What a GGUF header says about the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GgufInfo {
+    /// `general.architecture`.
+    pub architecture: String,
+    /// `general.name`, when present.
+    pub name: Option<String>,
+    /// `general.license`, when present.
+    pub license: Option<String>,
+    /// Tasks served: embeddings-only architectures serve `embedding`, the rest text generation.
+    pub tasks: Vec<String>,
+}
+
+/// Parses a GGUF header; fails with a clear reason when the file is not a usable GGUF.
+pub fn inspect_gguf(path: &Path) -> Result<GgufInfo, String> {
+    let gguf = GgufContext::from_file(path)
+        .ok_or_else(|| format!("{}: not a valid GGUF file (header did not parse)", path.display()))?;
+    let string = |key: &str| {
+        let idx = gguf.find_key(key);
+        (idx >= 0).then(|| gguf.val_str(idx).map(str::to_owned)).flatten()
+    };
+    let architecture = string("general.architecture")
+        .ok_or_else(|| format!("{}: GGUF has no general.architecture", path.display()))?;
+    if gguf.n_tensors() <= 0 {
+        return Err(format!("{}: GGUF holds no tensors", path.display()));
+    }
+    let tasks = if matches!(architecture.as_str(), "bert" | "nomic-bert" | "jina-bert-v2") {
+        vec!["embedding".to_owned()]
+    } else {
+        vec!["chat".to_owned(), "completion".to_owned()]
+    };
+    Ok(GgufInfo {
+        architecture,
+        name: string("general.name"),
+        license: string("general.license"),
+        tasks,
+    })
+}

@@ -1,0 +1,391 @@
+//! `POST /v1/chat/completions` and `POST /v1/completions`: validate, route, run on the
+//! model's engine, answer as one JSON body or as an SSE stream ending in `data: [DONE]`.
+//!
+//! A client that disconnects drops the response stream, which drops the [`Generation`] and
+//! cancels it: the engine frees the slot at its next decode step.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::Stream;
+use switchyard_core::{
+    FinishReason, GenerateRequest, Generation, GenerationEvent, Prompt, SamplingParams, Usage,
+};
+use switchyard_router::{route, RouteDecision, RouteError};
+use tracing::{info_span, Instrument};
+
+use super::body_bytes;
+use super::wire::{self, parse_json};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Which API shape to answer in.
+#[derive(Clone)]
+enum Shape {
+    Chat,
+    /// `echo`: the prompt to put before the generated text.
+    Completion { echo: Option<String> },
+}
+
+/// A validated request, ready to run.
+struct Prepared {
+    requested_model: String,
+    prompt: Prompt,
+    sampling: SamplingParams,
+    stream: bool,
+    include_usage: bool,
+    shape: Shape,
+}
+
+pub(super) async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let prepared = (|| {
+        let body = body_bytes(body, state.config.limits.max_body_bytes)?;
+        let req: wire::ChatCompletionRequest = parse_json(&body)?;
+        Ok::<_, ApiError>(Prepared {
+            prompt: Prompt::Chat(req.chat_messages()?),
+            sampling: req.sampling.to_params(&state.config.limits)?,
+            stream: req.sampling.streaming(),
+            include_usage: req.sampling.include_usage(),
+            requested_model: req.model,
+            shape: Shape::Chat,
+        })
+    })();
+    match prepared {
+        Ok(p) => run(state, p).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let prepared = (|| {
+        let body = body_bytes(body, state.config.limits.max_body_bytes)?;
+        let req: wire::CompletionRequest = parse_json(&body)?;
+        let text = req.prompt_text()?;
+        Ok::<_, ApiError>(Prepared {
+            shape: Shape::Completion {
+                echo: req.echo.then(|| text.clone()),
+            },
+            prompt: Prompt::Text(text),
+            sampling: req.sampling.to_params(&state.config.limits)?,
+            stream: req.sampling.streaming(),
+            include_usage: req.sampling.include_usage(),
+            requested_model: req.model,
+        })
+    })();
+    match prepared {
+        Ok(p) => run(state, p).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Everything the response builders need besides the events.
+struct Context {
+    state: Arc<AppState>,
+    id: String,
+    model: String,
+    fingerprint: String,
+    created: u64,
+    accepted: Instant,
+    shape: Shape,
+    include_usage: bool,
+}
+
+async fn run(state: Arc<AppState>, prepared: Prepared) -> Response {
+    if state.is_draining() {
+        return ApiError::unavailable("the server is shutting down; retry on another instance")
+            .into_response();
+    }
+    let decision = match route(
+        &prepared.requested_model,
+        &state.model_ids(),
+        state.config.default_model.as_deref(),
+    ) {
+        Ok(d) => d,
+        Err(RouteError::UnknownModel(m)) => return ApiError::model_not_found(&m).into_response(),
+        Err(RouteError::NoModel) => {
+            return ApiError::unavailable("no models are installed: run `switchyard models fetch`")
+                .into_response()
+        }
+    };
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let span = info_span!("generate", request_id = %request_id, model = %decision.model, stream = prepared.stream);
+    async move {
+        let retry_after = state.config.limits.retry_after_seconds;
+        let model = match state.model(&decision.model).await {
+            Ok(m) => m,
+            Err(e) => return ApiError::from_engine(e, retry_after).into_response(),
+        };
+        let engine = model.status().engine;
+        let request = GenerateRequest {
+            prompt: prepared.prompt,
+            sampling: prepared.sampling,
+        };
+        let generate_model = Arc::clone(&model);
+        let span = tracing::Span::current();
+        let generation = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            generate_model.generate(request)
+        })
+        .await;
+        let generation = match generation {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => return ApiError::from_engine(e, retry_after).into_response(),
+            Err(e) => return ApiError::internal(format!("generation task failed: {e}")).into_response(),
+        };
+        let prefix = match prepared.shape {
+            Shape::Chat => "chatcmpl",
+            Shape::Completion { .. } => "cmpl",
+        };
+        let ctx = Context {
+            id: format!("{prefix}-{request_id}"),
+            fingerprint: format!("switchyard-{}-{}", env!("CARGO_PKG_VERSION"), engine.replace('/', "-")),
+            model: decision.model.clone(),
+            created: unix_now(),
+            accepted: Instant::now(),
+            shape: prepared.shape,
+            include_usage: prepared.include_usage,
+            state,
+        };
+        let mut response = if prepared.stream {
+            Sse::new(stream_events(ctx, generation)).into_response()
+        } else {
+            collect(ctx, generation).await
+        };
+        add_route_header(&mut response, &decision, &engine);
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+fn add_route_header(response: &mut Response, decision: &RouteDecision, engine: &str) {
+    let summary = format!("{}; engine={engine}", decision.summary());
+    if let Ok(value) = HeaderValue::from_str(&summary) {
+        response.headers_mut().insert("x-switchyard-route", value);
+    }
+}
+
+/// Per-generation metrics: time to first text, tokens, duration.
+struct Meter<'a> {
+    ctx: &'a Context,
+    first_seen: bool,
+}
+
+impl<'a> Meter<'a> {
+    fn new(ctx: &'a Context) -> Self {
+        Meter { ctx, first_seen: false }
+    }
+
+    fn token(&mut self) {
+        if !self.first_seen {
+            self.first_seen = true;
+            self.ctx
+                .state
+                .metrics
+                .ttft
+                .with_label_values(&[self.ctx.model.as_str()])
+                .observe(self.ctx.accepted.elapsed().as_secs_f64());
+        }
+    }
+
+    fn finished(&self, usage: Usage) {
+        let m = &self.ctx.state.metrics;
+        let model = self.ctx.model.as_str();
+        m.generated_tokens
+            .with_label_values(&[model])
+            .inc_by(u64::from(usage.completion_tokens));
+        m.prompt_tokens
+            .with_label_values(&[model])
+            .inc_by(u64::from(usage.prompt_tokens));
+        m.generation
+            .with_label_values(&[model])
+            .observe(self.ctx.accepted.elapsed().as_secs_f64());
+    }
+}
+
+fn engine_gone() -> ApiError {
+    ApiError::internal("the engine stopped without finishing the generation")
+}
+
+async fn collect(ctx: Context, mut generation: Generation) -> Response {
+    let mut meter = Meter::new(&ctx);
+    let mut text = match &ctx.shape {
+        Shape::Completion { echo: Some(prompt) } => prompt.clone(),
+        _ => String::new(),
+    };
+    let (reason, usage) = loop {
+        match generation.events.recv().await {
+            Some(GenerationEvent::Token { text: t }) => {
+                meter.token();
+                text.push_str(&t);
+            }
+            Some(GenerationEvent::Finished { reason, usage }) => break (reason, usage),
+            Some(GenerationEvent::Failed(e)) => {
+                return ApiError::from_engine(e, ctx.state.config.limits.retry_after_seconds).into_response()
+            }
+            None => return engine_gone().into_response(),
+        }
+    };
+    meter.finished(usage);
+    let finish_reason = finish_str(reason);
+    match ctx.shape {
+        Shape::Chat => Json(wire::ChatCompletion {
+            id: ctx.id.clone(),
+            object: "chat.completion",
+            created: ctx.created,
+            model: ctx.model.clone(),
+            system_fingerprint: ctx.fingerprint.clone(),
+            choices: vec![wire::ChatChoice {
+                index: 0,
+                message: wire::ResponseMessage {
+                    role: "assistant",
+                    content: text,
+                    refusal: None,
+                },
+                logprobs: None,
+                finish_reason,
+            }],
+            usage: usage.into(),
+        })
+        .into_response(),
+        Shape::Completion { .. } => Json(wire::Completion {
+            id: ctx.id.clone(),
+            object: "text_completion",
+            created: ctx.created,
+            model: ctx.model.clone(),
+            system_fingerprint: ctx.fingerprint.clone(),
+            choices: vec![wire::CompletionChoice {
+                text,
+                index: 0,
+                logprobs: None,
+                finish_reason: Some(finish_reason),
+            }],
+            usage: Some(Some(usage.into())),
+        })
+        .into_response(),
+    }
+}
+
+fn finish_str(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Length => "length",
+        _ => "stop",
+    }
+}
+
+impl Context {
+    /// One SSE chunk: a text delta, a finish reason, or (choice-less) usage.
+    fn chunk(&self, text: Option<String>, first: bool, finish: Option<&'static str>, usage: Option<Usage>) -> Event {
+        let usage_field = if usage.is_some() {
+            Some(usage.map(Into::into))
+        } else if self.include_usage {
+            Some(None)
+        } else {
+            None
+        };
+        let usage_only = usage.is_some();
+        let json = match &self.shape {
+            Shape::Chat => serde_json::to_string(&wire::ChatCompletionChunk {
+                id: self.id.clone(),
+                object: "chat.completion.chunk",
+                created: self.created,
+                model: self.model.clone(),
+                system_fingerprint: self.fingerprint.clone(),
+                choices: if usage_only {
+                    Vec::new()
+                } else {
+                    vec![wire::ChunkChoice {
+                        index: 0,
+                        delta: wire::Delta {
+                            role: first.then_some("assistant"),
+                            content: text,
+                        },
+                        logprobs: None,
+                        finish_reason: finish,
+                    }]
+                },
+                usage: usage_field,
+            }),
+            Shape::Completion { .. } => serde_json::to_string(&wire::Completion {
+                id: self.id.clone(),
+                object: "text_completion",
+                created: self.created,
+                model: self.model.clone(),
+                system_fingerprint: self.fingerprint.clone(),
+                choices: if usage_only {
+                    Vec::new()
+                } else {
+                    vec![wire::CompletionChoice {
+                        text: text.unwrap_or_default(),
+                        index: 0,
+                        logprobs: None,
+                        finish_reason: finish,
+                    }]
+                },
+                usage: usage_field,
+            }),
+        };
+        Event::default().data(json.unwrap_or_default())
+    }
+}
+
+fn stream_events(ctx: Context, mut generation: Generation) -> impl Stream<Item = Result<Event, Infallible>> {
+    async_stream::stream! {
+        let mut meter = Meter::new(&ctx);
+        // Chat streams open with the assistant role; completions with the echoed prompt.
+        match &ctx.shape {
+            Shape::Chat => yield Ok(ctx.chunk(Some(String::new()), true, None, None)),
+            Shape::Completion { echo: Some(prompt) } => yield Ok(ctx.chunk(Some(prompt.clone()), false, None, None)),
+            Shape::Completion { echo: None } => {}
+        }
+        loop {
+            match generation.events.recv().await {
+                Some(GenerationEvent::Token { text }) => {
+                    meter.token();
+                    yield Ok(ctx.chunk(Some(text), false, None, None));
+                }
+                Some(GenerationEvent::Finished { reason, usage }) => {
+                    meter.finished(usage);
+                    let empty = match ctx.shape { Shape::Chat => None, Shape::Completion { .. } => Some(String::new()) };
+                    yield Ok(ctx.chunk(empty, false, Some(finish_str(reason)), None));
+                    if ctx.include_usage {
+                        yield Ok(ctx.chunk(None, false, None, Some(usage)));
+                    }
+                    yield Ok(Event::default().data("[DONE]"));
+                    break;
+                }
+                Some(GenerationEvent::Failed(e)) => {
+                    let error = ApiError::from_engine(e, ctx.state.config.limits.retry_after_seconds);
+                    yield Ok(Event::default().data(error.body_json()));
+                    break;
+                }
+                None => {
+                    yield Ok(Event::default().data(engine_gone().body_json()));
+                    break;
+                }
+            }
+        }
+        drop(generation);
+    }
+}

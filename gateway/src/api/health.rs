@@ -1,0 +1,108 @@
+//! `GET /health` (liveness + readiness + models), `/health/live`, `/health/ready`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct ModelHealth {
+    id: String,
+    format: String,
+    loaded: bool,
+    engine: Option<String>,
+    memory_bytes: Option<u64>,
+    active: usize,
+    queued: usize,
+}
+
+#[derive(Serialize)]
+struct EngineHealth {
+    name: &'static str,
+    available: bool,
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Health {
+    status: &'static str,
+    live: bool,
+    ready: bool,
+    reasons: Vec<String>,
+    models: Vec<ModelHealth>,
+    engines: Vec<EngineHealth>,
+}
+
+fn readiness(state: &AppState) -> (bool, Vec<String>) {
+    let mut reasons = Vec::new();
+    if state.is_draining() {
+        reasons.push("draining: shutting down".to_owned());
+    }
+    if state.models.is_empty() {
+        reasons.push("no models found: run `switchyard models fetch`".to_owned());
+    }
+    (reasons.is_empty(), reasons)
+}
+
+pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+    let (ready, reasons) = readiness(&state);
+    let models = state
+        .models
+        .values()
+        .map(|entry| {
+            let status = entry.loaded().map(|m| m.status());
+            ModelHealth {
+                id: entry.manifest.id.clone(),
+                format: entry.manifest.format.clone(),
+                loaded: status.is_some(),
+                engine: status.as_ref().map(|s| s.engine.clone()),
+                memory_bytes: status.as_ref().map(|s| s.memory_bytes),
+                active: status.as_ref().map_or(0, |s| s.active),
+                queued: status.as_ref().map_or(0, |s| s.queued),
+            }
+        })
+        .collect();
+    let engines = switchyard_engines::availability()
+        .into_iter()
+        .map(|a| EngineHealth {
+            name: a.name,
+            available: a.status.is_ok(),
+            reason: a.status.err(),
+        })
+        .collect();
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if state.is_draining() {
+            "draining"
+        } else if ready {
+            "ok"
+        } else {
+            "not_ready"
+        },
+        live: true,
+        ready,
+        reasons,
+        models,
+        engines,
+    };
+    (code, Json(body))
+}
+
+pub(super) async fn live() -> &'static str {
+    "ok"
+}
+
+pub(super) async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
+    match readiness(&state) {
+        (true, _) => (StatusCode::OK, "ready".to_owned()),
+        (false, reasons) => (StatusCode::SERVICE_UNAVAILABLE, reasons.join("; ")),
+    }
+}

@@ -1,0 +1,149 @@
+//! Prometheus metrics with fixed names (`switchyard_*`). Per-model gauges (queue depth,
+//! loaded models, memory) are refreshed from the models' status at scrape time.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// `switchyard_http_requests_total{endpoint,status}`.
+    pub requests: IntCounterVec,
+    /// `switchyard_http_request_duration_seconds{endpoint}` (until the response head; streams
+    /// are covered by time to first token and generated tokens).
+    pub latency: HistogramVec,
+    /// `switchyard_time_to_first_token_seconds{model}`.
+    pub ttft: HistogramVec,
+    /// `switchyard_generation_duration_seconds{model}`: request accepted → last token.
+    pub generation: HistogramVec,
+    /// `switchyard_generated_tokens_total{model}`.
+    pub generated_tokens: IntCounterVec,
+    /// `switchyard_prompt_tokens_total{model}`.
+    pub prompt_tokens: IntCounterVec,
+    /// `switchyard_queue_depth{model}`: requests waiting for a slot.
+    pub queue_depth: IntGaugeVec,
+    /// `switchyard_active_sequences{model}`: requests being decoded.
+    pub active: IntGaugeVec,
+    /// `switchyard_model_loaded{model,engine}`: 1 when loaded.
+    pub loaded: IntGaugeVec,
+    /// `switchyard_model_memory_bytes{model}`: estimated weights + KV cache.
+    pub memory: IntGaugeVec,
+    /// `switchyard_process_resident_memory_bytes`.
+    pub resident: IntGauge,
+}
+
+const TOKEN_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("switchyard_http_requests_total", "HTTP requests by endpoint and status"),
+            &["endpoint", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_http_request_duration_seconds",
+                "Time to the response head, by endpoint",
+            )
+            .buckets(TOKEN_BUCKETS.to_vec()),
+            &["endpoint"],
+        )?;
+        let ttft = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_time_to_first_token_seconds",
+                "Request accepted to first generated text, by model",
+            )
+            .buckets(TOKEN_BUCKETS.to_vec()),
+            &["model"],
+        )?;
+        let generation = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_generation_duration_seconds",
+                "Request accepted to generation end, by model",
+            )
+            .buckets(TOKEN_BUCKETS.to_vec()),
+            &["model"],
+        )?;
+        let generated_tokens = IntCounterVec::new(
+            Opts::new("switchyard_generated_tokens_total", "Tokens generated, by model"),
+            &["model"],
+        )?;
+        let prompt_tokens = IntCounterVec::new(
+            Opts::new("switchyard_prompt_tokens_total", "Prompt tokens processed, by model"),
+            &["model"],
+        )?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new("switchyard_queue_depth", "Requests waiting for a slot, by model"),
+            &["model"],
+        )?;
+        let active = IntGaugeVec::new(
+            Opts::new("switchyard_active_sequences", "Requests being decoded, by model"),
+            &["model"],
+        )?;
+        let loaded = IntGaugeVec::new(
+            Opts::new("switchyard_model_loaded", "1 when the model is loaded, with the engine that runs it"),
+            &["model", "engine"],
+        )?;
+        let memory = IntGaugeVec::new(
+            Opts::new("switchyard_model_memory_bytes", "Estimated bytes of a loaded model (weights + KV cache)"),
+            &["model"],
+        )?;
+        let resident = IntGauge::new(
+            "switchyard_process_resident_memory_bytes",
+            "Resident memory of the gateway process",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(ttft.clone()))?;
+        registry.register(Box::new(generation.clone()))?;
+        registry.register(Box::new(generated_tokens.clone()))?;
+        registry.register(Box::new(prompt_tokens.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(active.clone()))?;
+        registry.register(Box::new(loaded.clone()))?;
+        registry.register(Box::new(memory.clone()))?;
+        registry.register(Box::new(resident.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            ttft,
+            generation,
+            generated_tokens,
+            prompt_tokens,
+            queue_depth,
+            active,
+            loaded,
+            memory,
+            resident,
+        })
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        if let Some(bytes) = resident_bytes() {
+            self.resident.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        let mut out = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

