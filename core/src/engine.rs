@@ -85,8 +85,11 @@ pub trait Engine: Send + Sync {
     /// Whether this engine reads the model's primary artifact format.
     fn supports(&self, manifest: &Manifest) -> bool;
     /// Bytes the model would occupy once loaded with `config` (weights + KV cache + buffers).
-    fn memory_estimate(&self, manifest: &Manifest, config: &EngineConfig)
-        -> Result<u64, EngineError>;
+    fn memory_estimate(
+        &self,
+        manifest: &Manifest,
+        config: &EngineConfig,
+    ) -> Result<u64, EngineError>;
     /// Loads the model. Blocking: call it off the async executor.
     fn load(
         &self,

@@ -14,8 +14,7 @@ pub mod manifest;
 pub mod request;
 
 pub use engine::{
-    Capabilities, Engine, EngineConfig, Generation, GenerationEvent, LoadedModel, ModelStatus,
-    Task,
+    Capabilities, Engine, EngineConfig, Generation, GenerationEvent, LoadedModel, ModelStatus, Task,
 };
 pub use error::EngineError;
 pub use manifest::{Artifact, Manifest};

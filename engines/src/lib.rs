@@ -62,7 +62,11 @@ pub fn engine_for(manifest: &Manifest) -> Result<Arc<dyn Engine>, String> {
             Err(why) => reasons.push(format!("{}: {why}", engine.name())),
         }
     }
-    Err(format!("no engine can run model '{}' here ({})", manifest.id, reasons.join("; ")))
+    Err(format!(
+        "no engine can run model '{}' here ({})",
+        manifest.id,
+        reasons.join("; ")
+    ))
 }
 
 /// Availability of every compiled engine family.
@@ -105,5 +109,8 @@ fn inspect_gguf(path: &Path) -> Result<Inspection, String> {
 
 #[cfg(not(feature = "llamacpp"))]
 fn inspect_gguf(path: &Path) -> Result<Inspection, String> {
-    Err(format!("{}: GGUF needs the llamacpp feature", path.display()))
+    Err(format!(
+        "{}: GGUF needs the llamacpp feature",
+        path.display()
+    ))
 }

@@ -192,7 +192,10 @@ impl Config {
             ));
         }
         if self.limits.max_body_bytes < 1024 {
-            return Err(fail("limits.max_body_bytes", "must be at least 1024".into()));
+            return Err(fail(
+                "limits.max_body_bytes",
+                "must be at least 1024".into(),
+            ));
         }
         if let Err(e) = switchyard_profiles::builtin(&self.profile) {
             return Err(fail("profile", e.to_string()));
@@ -222,16 +225,28 @@ impl Config {
         let pick = |explicit: Option<u32>, from_profile: Option<u32>, fallback: u32| {
             explicit.or(from_profile).unwrap_or(fallback)
         };
-        let slots = pick(self.engine.slots, profile.as_ref().map(|p| p.slots), defaults.slots);
+        let slots = pick(
+            self.engine.slots,
+            profile.as_ref().map(|p| p.slots),
+            defaults.slots,
+        );
         EngineConfig {
-            threads: pick(self.engine.threads, profile.as_ref().map(|p| p.threads), defaults.threads),
+            threads: pick(
+                self.engine.threads,
+                profile.as_ref().map(|p| p.threads),
+                defaults.threads,
+            ),
             slots,
             context_per_slot: pick(
                 self.engine.context_per_slot,
                 profile.as_ref().map(|p| p.context_per_slot),
                 defaults.context_per_slot,
             ),
-            batch_size: self.engine.batch_size.unwrap_or(defaults.batch_size).max(slots),
+            batch_size: self
+                .engine
+                .batch_size
+                .unwrap_or(defaults.batch_size)
+                .max(slots),
             queue_size: self.limits.queue_size,
         }
     }
@@ -319,8 +334,16 @@ mod tests {
     #[test]
     fn invalid_values_are_located() {
         let err = Config::parse("[engine]\nslots = 4\nbatch_size = 2\n", "s.toml").unwrap_err();
-        assert_eq!((err.line, err.key.as_str()), (3, "engine.batch_size"), "{err}");
-        let err = Config::parse("[limits]\nmax_tokens_cap = 10\ndefault_max_tokens = 20\n", "s.toml").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (3, "engine.batch_size"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "[limits]\nmax_tokens_cap = 10\ndefault_max_tokens = 20\n",
+            "s.toml",
+        )
+        .unwrap_err();
         assert_eq!(err.key, "limits.default_max_tokens");
         let err = Config::parse("profile = \"toaster\"\n", "s.toml").unwrap_err();
         assert_eq!((err.line, err.key.as_str()), (1, "profile"));

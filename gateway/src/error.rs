@@ -61,7 +61,9 @@ impl ApiError {
         let mut e = Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
-            format!("The model '{model}' does not exist; GET /v1/models lists the models served here"),
+            format!(
+                "The model '{model}' does not exist; GET /v1/models lists the models served here"
+            ),
         );
         e.param = Some("model".into());
         e.code = Some("model_not_found");

@@ -90,8 +90,8 @@ enum ConfigCommand {
 }
 
 fn init_tracing() {
-    let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -155,7 +155,10 @@ fn models_command(command: ModelsCommand) -> anyhow::Result<()> {
                     .map(|id| {
                         catalog::find(id).ok_or_else(|| {
                             let known: Vec<&str> = catalog::CATALOG.iter().map(|e| e.id).collect();
-                            anyhow::anyhow!("unknown model '{id}'; the catalog has: {}", known.join(", "))
+                            anyhow::anyhow!(
+                                "unknown model '{id}'; the catalog has: {}",
+                                known.join(", ")
+                            )
                         })
                     })
                     .collect::<anyhow::Result<_>>()?
@@ -167,13 +170,22 @@ fn models_command(command: ModelsCommand) -> anyhow::Result<()> {
                     fetch::Outcome::Present => "present",
                     fetch::Outcome::Fetched => "fetched",
                 };
-                say(&format!("{word:8} {} ({})", entry.id, dir.join(entry.id).display()));
+                say(&format!(
+                    "{word:8} {} ({})",
+                    entry.id,
+                    dir.join(entry.id).display()
+                ));
             }
         }
         ModelsCommand::Add { path, id, dir } => {
             let dir = config.models_dir(dir.as_deref());
             let manifest = models::add::add(&dir, &path, id.as_deref())?;
-            say(&format!("added    {} ({}, {})", manifest.id, manifest.format, manifest.tasks.join("+")));
+            say(&format!(
+                "added    {} ({}, {})",
+                manifest.id,
+                manifest.format,
+                manifest.tasks.join("+")
+            ));
         }
         ModelsCommand::List { dir, verify } => {
             let dir = config.models_dir(dir.as_deref());
@@ -183,11 +195,23 @@ fn models_command(command: ModelsCommand) -> anyhow::Result<()> {
                     Ok(()) => "ok".to_owned(),
                     Err(e) => format!("BROKEN: {e}"),
                 };
-                say(&format!("{:24} {:6} {:20} {}", m.id, m.format, m.tasks.join("+"), state));
+                say(&format!(
+                    "{:24} {:6} {:20} {}",
+                    m.id,
+                    m.format,
+                    m.tasks.join("+"),
+                    state
+                ));
             }
             for entry in catalog::CATALOG {
                 if !installed.iter().any(|m| m.id == entry.id) {
-                    say(&format!("{:24} {:6} {:20} not installed ({})", entry.id, entry.format, entry.tasks.join("+"), entry.description));
+                    say(&format!(
+                        "{:24} {:6} {:20} not installed ({})",
+                        entry.id,
+                        entry.format,
+                        entry.tasks.join("+"),
+                        entry.description
+                    ));
                 }
             }
         }
@@ -201,9 +225,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Models(command) => models_command(command),
-        Command::Config(ConfigCommand::Check { file }) => Config::load(&file).map(|_| {
-            say(&format!("{}: ok", file.display()));
-        }).map_err(Into::into),
+        Command::Config(ConfigCommand::Check { file }) => Config::load(&file)
+            .map(|_| {
+                say(&format!("{}: ok", file.display()));
+            })
+            .map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

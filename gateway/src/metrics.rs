@@ -43,7 +43,10 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("switchyard_http_requests_total", "HTTP requests by endpoint and status"),
+            Opts::new(
+                "switchyard_http_requests_total",
+                "HTTP requests by endpoint and status",
+            ),
             &["endpoint", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -71,27 +74,45 @@ impl Metrics {
             &["model"],
         )?;
         let generated_tokens = IntCounterVec::new(
-            Opts::new("switchyard_generated_tokens_total", "Tokens generated, by model"),
+            Opts::new(
+                "switchyard_generated_tokens_total",
+                "Tokens generated, by model",
+            ),
             &["model"],
         )?;
         let prompt_tokens = IntCounterVec::new(
-            Opts::new("switchyard_prompt_tokens_total", "Prompt tokens processed, by model"),
+            Opts::new(
+                "switchyard_prompt_tokens_total",
+                "Prompt tokens processed, by model",
+            ),
             &["model"],
         )?;
         let queue_depth = IntGaugeVec::new(
-            Opts::new("switchyard_queue_depth", "Requests waiting for a slot, by model"),
+            Opts::new(
+                "switchyard_queue_depth",
+                "Requests waiting for a slot, by model",
+            ),
             &["model"],
         )?;
         let active = IntGaugeVec::new(
-            Opts::new("switchyard_active_sequences", "Requests being decoded, by model"),
+            Opts::new(
+                "switchyard_active_sequences",
+                "Requests being decoded, by model",
+            ),
             &["model"],
         )?;
         let loaded = IntGaugeVec::new(
-            Opts::new("switchyard_model_loaded", "1 when the model is loaded, with the engine that runs it"),
+            Opts::new(
+                "switchyard_model_loaded",
+                "1 when the model is loaded, with the engine that runs it",
+            ),
             &["model", "engine"],
         )?;
         let memory = IntGaugeVec::new(
-            Opts::new("switchyard_model_memory_bytes", "Estimated bytes of a loaded model (weights + KV cache)"),
+            Opts::new(
+                "switchyard_model_memory_bytes",
+                "Estimated bytes of a loaded model (weights + KV cache)",
+            ),
             &["model"],
         )?;
         let resident = IntGauge::new(

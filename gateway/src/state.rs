@@ -54,12 +54,13 @@ impl AppState {
     pub fn from_models_dir(config: Config, models_dir: &Path) -> anyhow::Result<Self> {
         let mut models = BTreeMap::new();
         for manifest in crate::models::scan(models_dir) {
-            let created = std::fs::metadata(manifest.dir.join(switchyard_core::manifest::MANIFEST_FILE))
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-                .unwrap_or_else(unix_now);
+            let created =
+                std::fs::metadata(manifest.dir.join(switchyard_core::manifest::MANIFEST_FILE))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs())
+                    .unwrap_or_else(unix_now);
             let entry = ModelEntry {
                 manifest,
                 created,
@@ -133,7 +134,10 @@ impl AppState {
                             .map_err(EngineError::Unavailable)?;
                         let started = std::time::Instant::now();
                         let model = engine.load(&manifest, &engine_config)?;
-                        info!(elapsed_ms = started.elapsed().as_millis() as u64, "model ready");
+                        info!(
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "model ready"
+                        );
                         Ok::<_, EngineError>(model)
                     })
                     .await
@@ -179,7 +183,10 @@ impl AppState {
                         .set(i64::try_from(status.active).unwrap_or(i64::MAX));
                 }
                 None => {
-                    self.metrics.queue_depth.with_label_values(&[id.as_str()]).set(0);
+                    self.metrics
+                        .queue_depth
+                        .with_label_values(&[id.as_str()])
+                        .set(0);
                     self.metrics.active.with_label_values(&[id.as_str()]).set(0);
                 }
             }

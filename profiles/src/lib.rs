@@ -71,6 +71,9 @@ mod tests {
 
     #[test]
     fn unknown_profile_is_named() {
-        assert!(builtin("toaster").unwrap_err().to_string().contains("toaster"));
+        assert!(builtin("toaster")
+            .unwrap_err()
+            .to_string()
+            .contains("toaster"));
     }
 }

@@ -57,7 +57,11 @@ pub enum RouteError {
 }
 
 /// Resolves `requested` against the models the gateway knows.
-pub fn route(requested: &str, known: &[&str], default_model: Option<&str>) -> Result<RouteDecision, RouteError> {
+pub fn route(
+    requested: &str,
+    known: &[&str],
+    default_model: Option<&str>,
+) -> Result<RouteDecision, RouteError> {
     let started = Instant::now();
     let (model, reason) = if requested == AUTO_MODEL || requested.is_empty() {
         let chosen = default_model
@@ -90,7 +94,9 @@ mod tests {
     fn explicit_model_is_kept() {
         let d = route("b", &["a", "b"], Some("a")).unwrap();
         assert_eq!(d.model, "b");
-        assert!(d.summary().starts_with("model=b; reason=requested by client"));
+        assert!(d
+            .summary()
+            .starts_with("model=b; reason=requested by client"));
     }
 
     #[test]

@@ -49,7 +49,9 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
         }
         Ok(backend)
     });
-    result.as_ref().map_err(|e| EngineError::Unavailable(e.clone()))
+    result
+        .as_ref()
+        .map_err(|e| EngineError::Unavailable(e.clone()))
 }
 
 /// The llama.cpp engine family.
@@ -137,6 +139,9 @@ impl LlamaCppModel {
             .with_n_batch(config.batch_size)
             .with_n_ubatch(config.batch_size)
             .with_n_seq_max(config.slots)
+            // One shared cell pool: per-request limits are enforced here, and a unified cache
+            // lets llama.cpp decode all sequences in one ubatch.
+            .with_kv_unified(true)
             .with_n_threads(i32::try_from(config.threads).unwrap_or(1))
             .with_n_threads_batch(i32::try_from(config.threads).unwrap_or(1));
         let span = tracing::info_span!("llama_worker", model = %manifest.id);
@@ -189,17 +194,27 @@ impl LlamaCppModel {
                 // `raise_exception(...)` in the template: the conversation is not acceptable.
                 Err(e) if e.kind() == ErrorKind::InvalidOperation => {
                     return Err(EngineError::invalid(
-                        format!("the model's chat template refused the messages: {}", e.detail().unwrap_or("invalid conversation")),
+                        format!(
+                            "the model's chat template refused the messages: {}",
+                            e.detail().unwrap_or("invalid conversation")
+                        ),
                         Some("messages"),
                     ));
                 }
-                Err(e) => warn!(model = %self.id, error = %e, "chat template failed; using llama.cpp's built-in matching"),
+                Err(e) => {
+                    warn!(model = %self.id, error = %e, "chat template failed; using llama.cpp's built-in matching")
+                }
             }
         }
-        let builtin = self
-            .model
-            .chat_template(None)
-            .map_err(|e| EngineError::invalid(format!("model '{}' has no usable chat template ({e}); use /v1/completions", self.id), None))?;
+        let builtin = self.model.chat_template(None).map_err(|e| {
+            EngineError::invalid(
+                format!(
+                    "model '{}' has no usable chat template ({e}); use /v1/completions",
+                    self.id
+                ),
+                None,
+            )
+        })?;
         let chat = messages
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
@@ -214,8 +229,8 @@ impl LlamaCppModel {
         let vocab = self.model.vocab();
         // A rendered chat template already carries its BOS when the model wants one.
         let bos_text = token_text(&self.model, vocab.bos());
-        let add_special =
-            vocab.should_add_bos() && !(chat && !bos_text.is_empty() && text.starts_with(&bos_text));
+        let add_special = vocab.should_add_bos()
+            && !(chat && !bos_text.is_empty() && text.starts_with(&bos_text));
         // Special tokens written by the chat template (`<|im_start|>`) are parsed as such;
         // in raw completions they are plain text.
         Ok(vocab.tokenize(text.as_bytes(), add_special, chat))
@@ -267,10 +282,16 @@ impl LoadedModel for LlamaCppModel {
 
     fn generate(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
         if self.shared.stopping.load(Ordering::Acquire) {
-            return Err(EngineError::Unavailable("the server is shutting down".into()));
+            return Err(EngineError::Unavailable(
+                "the server is shutting down".into(),
+            ));
         }
         let (tokens, param) = match &request.prompt {
-            Prompt::Chat(messages) => (self.tokenize(&self.render_chat(messages)?, true)?, "messages"),
+            Prompt::Chat(messages) => {
+                let text = self.render_chat(messages)?;
+                tracing::trace!(prompt = %text, "rendered chat prompt");
+                (self.tokenize(&text, true)?, "messages")
+            }
             Prompt::Text(text) => (self.tokenize(text, false)?, "prompt"),
         };
         let prompt_len = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
@@ -313,7 +334,10 @@ impl LoadedModel for LlamaCppModel {
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                Err(EngineError::Unavailable(format!("the worker of model '{}' is gone", self.id)))
+                Err(EngineError::Unavailable(format!(
+                    "the worker of model '{}' is gone",
+                    self.id
+                )))
             }
         }
     }

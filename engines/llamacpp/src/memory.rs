@@ -12,9 +12,15 @@ pub fn kv_cache_bytes(n_layer: u64, n_head_kv: u64, head_dim: u64, cells: u64) -
 }
 
 /// KV bytes for a loaded model with `slots × context_per_slot` cells.
-pub(crate) fn kv_for_model(model: &LlamaModel, context_per_slot: u32, config: &EngineConfig) -> u64 {
+pub(crate) fn kv_for_model(
+    model: &LlamaModel,
+    context_per_slot: u32,
+    config: &EngineConfig,
+) -> u64 {
     let n_head = u64::from(model.n_head().max(1));
-    let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+    let arch = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
     let head_dim = model
         .meta_val_str(&format!("{arch}.attention.key_length"))
         .ok()
@@ -33,11 +39,14 @@ pub(crate) fn estimate_from_file(path: &Path, config: &EngineConfig) -> Result<u
     let file_size = std::fs::metadata(path)
         .map_err(|e| EngineError::Load(format!("{}: {e}", path.display())))?
         .len();
-    let gguf = GgufContext::from_file(path)
-        .ok_or_else(|| EngineError::Load(format!("{}: not a readable GGUF file", path.display())))?;
+    let gguf = GgufContext::from_file(path).ok_or_else(|| {
+        EngineError::Load(format!("{}: not a readable GGUF file", path.display()))
+    })?;
     let string = |key: &str| {
         let idx = gguf.find_key(key);
-        (idx >= 0).then(|| gguf.val_str(idx).map(str::to_owned)).flatten()
+        (idx >= 0)
+            .then(|| gguf.val_str(idx).map(str::to_owned))
+            .flatten()
     };
     let number = |key: &str| {
         let idx = gguf.find_key(key);
@@ -46,7 +55,9 @@ pub(crate) fn estimate_from_file(path: &Path, config: &EngineConfig) -> Result<u
     let arch = string("general.architecture").unwrap_or_default();
     let n_layer = number(&format!("{arch}.block_count")).unwrap_or(0);
     let n_embd = number(&format!("{arch}.embedding_length")).unwrap_or(0);
-    let n_head = number(&format!("{arch}.attention.head_count")).unwrap_or(1).max(1);
+    let n_head = number(&format!("{arch}.attention.head_count"))
+        .unwrap_or(1)
+        .max(1);
     let n_head_kv = number(&format!("{arch}.attention.head_count_kv")).unwrap_or(n_head);
     let head_dim = number(&format!("{arch}.attention.key_length")).unwrap_or(n_embd / n_head);
     let cells = u64::from(config.context_per_slot) * u64::from(config.slots);
@@ -68,18 +79,27 @@ pub struct GgufInfo {
 
 /// Parses a GGUF header; fails with a clear reason when the file is not a usable GGUF.
 pub fn inspect_gguf(path: &Path) -> Result<GgufInfo, String> {
-    let gguf = GgufContext::from_file(path)
-        .ok_or_else(|| format!("{}: not a valid GGUF file (header did not parse)", path.display()))?;
+    let gguf = GgufContext::from_file(path).ok_or_else(|| {
+        format!(
+            "{}: not a valid GGUF file (header did not parse)",
+            path.display()
+        )
+    })?;
     let string = |key: &str| {
         let idx = gguf.find_key(key);
-        (idx >= 0).then(|| gguf.val_str(idx).map(str::to_owned)).flatten()
+        (idx >= 0)
+            .then(|| gguf.val_str(idx).map(str::to_owned))
+            .flatten()
     };
     let architecture = string("general.architecture")
         .ok_or_else(|| format!("{}: GGUF has no general.architecture", path.display()))?;
     if gguf.n_tensors() <= 0 {
         return Err(format!("{}: GGUF holds no tensors", path.display()));
     }
-    let tasks = if matches!(architecture.as_str(), "bert" | "nomic-bert" | "jina-bert-v2") {
+    let tasks = if matches!(
+        architecture.as_str(),
+        "bert" | "nomic-bert" | "jina-bert-v2"
+    ) {
         vec!["embedding".to_owned()]
     } else {
         vec!["chat".to_owned(), "completion".to_owned()]

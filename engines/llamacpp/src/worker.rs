@@ -108,7 +108,9 @@ pub fn run(
         for index in 0..slots.len() {
             if slots[index].as_ref().is_some_and(Slot::abandoned) {
                 if let Some(slot) = slots[index].take() {
-                    slot.job.span.in_scope(|| debug!(seq = slot.seq, "generation cancelled"));
+                    slot.job
+                        .span
+                        .in_scope(|| debug!(seq = slot.seq, "generation cancelled"));
                     free(&mut ctx, &shared, slot.seq);
                 }
             }
@@ -122,7 +124,12 @@ pub fn run(
         }
         if let Err(e) = ctx.decode(&mut batch) {
             warn!(error = %e, "llama decode failed");
-            fail_batch(&mut ctx, &shared, &mut slots, &format!("decode failed: {e}"));
+            fail_batch(
+                &mut ctx,
+                &shared,
+                &mut slots,
+                &format!("decode failed: {e}"),
+            );
             continue;
         }
         for index in 0..slots.len() {
@@ -174,16 +181,19 @@ fn admit(
         };
         shared.queued.fetch_sub(1, Ordering::AcqRel);
         if shared.stopping.load(Ordering::Acquire) {
-            let _ = job.events.send(GenerationEvent::Failed(EngineError::Unavailable(
-                "the server is shutting down".into(),
-            )));
+            let _ = job
+                .events
+                .send(GenerationEvent::Failed(EngineError::Unavailable(
+                    "the server is shutting down".into(),
+                )));
             continue;
         }
         if job.cancel.is_cancelled() || job.events.is_closed() {
             continue;
         }
         let seq = i32::try_from(free).unwrap_or(i32::MAX);
-        job.span.in_scope(|| debug!(seq, prompt_tokens = job.tokens.len(), "sequence admitted"));
+        job.span
+            .in_scope(|| debug!(seq, prompt_tokens = job.tokens.len(), "sequence admitted"));
         shared.active.fetch_add(1, Ordering::AcqRel);
         slots[free] = Some(Slot {
             seq,
@@ -202,9 +212,11 @@ fn admit(
 fn drain_refusing(jobs: &Receiver<Job>, shared: &Shared) {
     while let Ok(job) = jobs.try_recv() {
         shared.queued.fetch_sub(1, Ordering::AcqRel);
-        let _ = job.events.send(GenerationEvent::Failed(EngineError::Unavailable(
-            "the server is shutting down".into(),
-        )));
+        let _ = job
+            .events
+            .send(GenerationEvent::Failed(EngineError::Unavailable(
+                "the server is shutting down".into(),
+            )));
     }
 }
 
@@ -289,9 +301,14 @@ fn finish(slot: &mut Slot, reason: FinishReason) {
         let _ = slot.job.events.send(GenerationEvent::Token { text: rest });
     }
     let usage = slot.usage();
-    slot.job
-        .span
-        .in_scope(|| debug!(seq = slot.seq, reason = reason.as_str(), ?usage, "sequence finished"));
+    slot.job.span.in_scope(|| {
+        debug!(
+            seq = slot.seq,
+            reason = reason.as_str(),
+            ?usage,
+            "sequence finished"
+        )
+    });
     let _ = slot
         .job
         .events
@@ -318,7 +335,9 @@ fn fail_batch(
             let _ = slot
                 .job
                 .events
-                .send(GenerationEvent::Failed(EngineError::Inference(message.to_owned())));
+                .send(GenerationEvent::Failed(EngineError::Inference(
+                    message.to_owned(),
+                )));
             free(ctx, shared, slot.seq);
         }
     }

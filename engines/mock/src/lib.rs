@@ -78,7 +78,10 @@ fn prompt_words(prompt: &Prompt) -> (Vec<String>, u32) {
                 .map(|m| m.content.as_str())
                 .collect::<Vec<_>>()
                 .join(" "),
-            messages.last().map(|m| m.content.clone()).unwrap_or_default(),
+            messages
+                .last()
+                .map(|m| m.content.clone())
+                .unwrap_or_default(),
         ),
     };
     let count = u32::try_from(all.split_whitespace().count()).unwrap_or(u32::MAX);
@@ -127,7 +130,9 @@ impl LoadedModel for MockModel {
                 .lock()
                 .map_err(|_| EngineError::Unavailable("mock state poisoned".into()))?;
             if counts.stopping {
-                return Err(EngineError::Unavailable("the server is shutting down".into()));
+                return Err(EngineError::Unavailable(
+                    "the server is shutting down".into(),
+                ));
             }
             if counts.active >= self.config.slots && counts.queued >= self.config.queue_size {
                 return Err(EngineError::QueueFull {

@@ -32,7 +32,9 @@ use crate::state::AppState;
 enum Shape {
     Chat,
     /// `echo`: the prompt to put before the generated text.
-    Completion { echo: Option<String> },
+    Completion {
+        echo: Option<String>,
+    },
 }
 
 /// A validated request, ready to run.
@@ -151,7 +153,9 @@ async fn run(state: Arc<AppState>, prepared: Prepared) -> Response {
         let generation = match generation {
             Ok(Ok(g)) => g,
             Ok(Err(e)) => return ApiError::from_engine(e, retry_after).into_response(),
-            Err(e) => return ApiError::internal(format!("generation task failed: {e}")).into_response(),
+            Err(e) => {
+                return ApiError::internal(format!("generation task failed: {e}")).into_response()
+            }
         };
         let prefix = match prepared.shape {
             Shape::Chat => "chatcmpl",
@@ -159,7 +163,11 @@ async fn run(state: Arc<AppState>, prepared: Prepared) -> Response {
         };
         let ctx = Context {
             id: format!("{prefix}-{request_id}"),
-            fingerprint: format!("switchyard-{}-{}", env!("CARGO_PKG_VERSION"), engine.replace('/', "-")),
+            fingerprint: format!(
+                "switchyard-{}-{}",
+                env!("CARGO_PKG_VERSION"),
+                engine.replace('/', "-")
+            ),
             model: decision.model.clone(),
             created: unix_now(),
             accepted: Instant::now(),
@@ -194,7 +202,10 @@ struct Meter<'a> {
 
 impl<'a> Meter<'a> {
     fn new(ctx: &'a Context) -> Self {
-        Meter { ctx, first_seen: false }
+        Meter {
+            ctx,
+            first_seen: false,
+        }
     }
 
     fn token(&mut self) {
@@ -242,7 +253,8 @@ async fn collect(ctx: Context, mut generation: Generation) -> Response {
             }
             Some(GenerationEvent::Finished { reason, usage }) => break (reason, usage),
             Some(GenerationEvent::Failed(e)) => {
-                return ApiError::from_engine(e, ctx.state.config.limits.retry_after_seconds).into_response()
+                return ApiError::from_engine(e, ctx.state.config.limits.retry_after_seconds)
+                    .into_response()
             }
             None => return engine_gone().into_response(),
         }
@@ -296,7 +308,13 @@ fn finish_str(reason: FinishReason) -> &'static str {
 
 impl Context {
     /// One SSE chunk: a text delta, a finish reason, or (choice-less) usage.
-    fn chunk(&self, text: Option<String>, first: bool, finish: Option<&'static str>, usage: Option<Usage>) -> Event {
+    fn chunk(
+        &self,
+        text: Option<String>,
+        first: bool,
+        finish: Option<&'static str>,
+        usage: Option<Usage>,
+    ) -> Event {
         let usage_field = if usage.is_some() {
             Some(usage.map(Into::into))
         } else if self.include_usage {
@@ -350,7 +368,10 @@ impl Context {
     }
 }
 
-fn stream_events(ctx: Context, mut generation: Generation) -> impl Stream<Item = Result<Event, Infallible>> {
+fn stream_events(
+    ctx: Context,
+    mut generation: Generation,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         let mut meter = Meter::new(&ctx);
         // Chat streams open with the assistant role; completions with the echoed prompt.

@@ -34,23 +34,36 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), record_request))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            record_request,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
 /// Reads the body, turning an over-limit body into 413 and a broken one into 400.
-pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(limit)
         } else {
-            ApiError::bad_request(format!("Could not read the request body: {rejection}"), None)
+            ApiError::bad_request(
+                format!("Could not read the request body: {rejection}"),
+                None,
+            )
         }
     })
 }
 
-async fn record_request(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn record_request(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
@@ -100,7 +113,10 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Json<wire::ModelList
     })
 }
 
-async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<wire::ModelObject>, ApiError> {
+async fn get_model(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<wire::ModelObject>, ApiError> {
     state
         .models
         .get(&id)
@@ -111,7 +127,10 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.refresh_model_gauges();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

@@ -150,8 +150,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             )
         }
     })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("Trailing data after the JSON body: {e}"), None))?;
+    de.end().map_err(|e| {
+        ApiError::bad_request(format!("Trailing data after the JSON body: {e}"), None)
+    })?;
     Ok(value)
 }
 
@@ -173,7 +174,9 @@ impl SamplingFields {
 
     /// Whether the final stream chunk should carry usage.
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
     }
 
     /// Validates and converts to the engine's sampling parameters.
@@ -184,7 +187,10 @@ impl SamplingFields {
         in_range(self.presence_penalty, -2.0, 2.0, "presence_penalty")?;
         in_range(self.frequency_penalty, -2.0, 2.0, "frequency_penalty")?;
         if let Some(k) = self.top_k.filter(|k| *k < 0) {
-            return Err(ApiError::bad_request(format!("'top_k' must be 0 or more, got {k}"), Some("top_k")));
+            return Err(ApiError::bad_request(
+                format!("'top_k' must be 0 or more, got {k}"),
+                Some("top_k"),
+            ));
         }
         if let Some(n) = self.n.filter(|n| *n != 1) {
             return Err(ApiError::bad_request(
@@ -192,8 +198,15 @@ impl SamplingFields {
                 Some("n"),
             ));
         }
-        if self.logprobs.as_ref().is_some_and(|v| !matches!(v, serde_json::Value::Bool(false) | serde_json::Value::Null)) {
-            return Err(ApiError::bad_request("logprobs are not supported yet", Some("logprobs")));
+        if self
+            .logprobs
+            .as_ref()
+            .is_some_and(|v| !matches!(v, serde_json::Value::Bool(false) | serde_json::Value::Null))
+        {
+            return Err(ApiError::bad_request(
+                "logprobs are not supported yet",
+                Some("logprobs"),
+            ));
         }
         let (max_tokens, param) = match (self.max_completion_tokens, self.max_tokens) {
             (Some(m), _) => (m, "max_completion_tokens"),
@@ -240,10 +253,16 @@ impl ChatCompletionRequest {
     /// Flattens the messages into plain-text chat messages.
     pub fn chat_messages(&self) -> Result<Vec<ChatMessage>, ApiError> {
         if self.messages.is_empty() {
-            return Err(ApiError::bad_request("'messages' must not be empty", Some("messages")));
+            return Err(ApiError::bad_request(
+                "'messages' must not be empty",
+                Some("messages"),
+            ));
         }
         if self.tools.as_ref().is_some_and(|t| !t.is_null()) {
-            return Err(ApiError::bad_request("tools are not supported yet", Some("tools")));
+            return Err(ApiError::bad_request(
+                "tools are not supported yet",
+                Some("tools"),
+            ));
         }
         self.messages
             .iter()
@@ -304,7 +323,10 @@ impl CompletionRequest {
     /// The single prompt string.
     pub fn prompt_text(&self) -> Result<String, ApiError> {
         if self.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(ApiError::bad_request("'suffix' is not supported", Some("suffix")));
+            return Err(ApiError::bad_request(
+                "'suffix' is not supported",
+                Some("suffix"),
+            ));
         }
         match &self.prompt {
             CompletionPrompt::One(p) => Ok(p.clone()),

