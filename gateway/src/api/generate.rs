@@ -54,11 +54,12 @@ pub(super) async fn chat_completions(
     let prepared = (|| {
         let body = body_bytes(body, state.config.limits.max_body_bytes)?;
         let req: wire::ChatCompletionRequest = parse_json(&body)?;
+        let sampling: wire::SamplingFields = parse_json(&body)?;
         Ok::<_, ApiError>(Prepared {
             prompt: Prompt::Chat(req.chat_messages()?),
-            sampling: req.sampling.to_params(&state.config.limits)?,
-            stream: req.sampling.streaming(),
-            include_usage: req.sampling.include_usage(),
+            sampling: sampling.to_params(&state.config.limits)?,
+            stream: sampling.streaming(),
+            include_usage: sampling.include_usage(),
             requested_model: req.model,
             shape: Shape::Chat,
         })
@@ -76,15 +77,16 @@ pub(super) async fn completions(
     let prepared = (|| {
         let body = body_bytes(body, state.config.limits.max_body_bytes)?;
         let req: wire::CompletionRequest = parse_json(&body)?;
+        let sampling: wire::SamplingFields = parse_json(&body)?;
         let text = req.prompt_text()?;
         Ok::<_, ApiError>(Prepared {
             shape: Shape::Completion {
                 echo: req.echo.then(|| text.clone()),
             },
             prompt: Prompt::Text(text),
-            sampling: req.sampling.to_params(&state.config.limits)?,
-            stream: req.sampling.streaming(),
-            include_usage: req.sampling.include_usage(),
+            sampling: sampling.to_params(&state.config.limits)?,
+            stream: sampling.streaming(),
+            include_usage: sampling.include_usage(),
             requested_model: req.model,
         })
     })();

@@ -54,7 +54,8 @@ pub struct RequestMessage {
     pub content: Option<MessageContent>,
 }
 
-/// Sampling fields shared by chat completions and completions.
+/// Sampling fields shared by chat completions and completions. Parsed from the same body as
+/// the request (not `#[serde(flatten)]`ed, which would lose the field names in errors).
 #[derive(Debug, Deserialize)]
 pub struct SamplingFields {
     /// 0–2; 0 is greedy.
@@ -94,9 +95,6 @@ pub struct ChatCompletionRequest {
     pub model: String,
     /// The conversation.
     pub messages: Vec<RequestMessage>,
-    /// Sampling fields.
-    #[serde(flatten)]
-    pub sampling: SamplingFields,
     /// Tools (not supported yet).
     pub tools: Option<serde_json::Value>,
 }
@@ -123,9 +121,6 @@ pub struct CompletionRequest {
     pub echo: bool,
     /// Text after the completion (not supported).
     pub suffix: Option<String>,
-    /// Sampling fields.
-    #[serde(flatten)]
-    pub sampling: SamplingFields,
 }
 
 /// Parses a JSON body into `T`, naming the offending field on error.
