@@ -139,9 +139,11 @@ impl LlamaCppModel {
             .with_n_batch(config.batch_size)
             .with_n_ubatch(config.batch_size)
             .with_n_seq_max(config.slots)
-            // One shared cell pool: per-request limits are enforced here, and a unified cache
-            // lets llama.cpp decode all sequences in one ubatch.
-            .with_kv_unified(true)
+            // One KV stream per slot: every sequence's cells start at 0 whatever else runs, so
+            // attention sums in the same order and identical greedy prompts in flight together
+            // give identical text (a shared cell pool interleaves sequences and changes the
+            // floating-point summation order). Measured: same throughput as a unified cache.
+            .with_kv_unified(false)
             .with_n_threads(i32::try_from(config.threads).unwrap_or(1))
             .with_n_threads_batch(i32::try_from(config.threads).unwrap_or(1));
         let span = tracing::info_span!("llama_worker", model = %manifest.id);
