@@ -508,3 +508,38 @@ fn every_command_has_help() {
         );
     }
 }
+
+#[test]
+fn full_queue_is_429_and_queued_requests_complete() {
+    let _g = heavy();
+    support::require_model(SMOL);
+    let gw = support::start(
+        "[engine]\nslots = 1\n[limits]\nqueue_size = 1\nretry_after_seconds = 3\n",
+        &support::models_dir(),
+    );
+    let mut running = support::stream(
+        gw.addr,
+        "/v1/chat/completions",
+        &chat_body("Write a long story about ships.", 300, true),
+    );
+    running.next_data().unwrap();
+    let queued = support::stream(
+        gw.addr,
+        "/v1/chat/completions",
+        &chat_body("What is 2 plus 2?", 20, true),
+    );
+    assert_eq!(queued.status, 200);
+    let r = support::request(
+        gw.addr,
+        "POST",
+        "/v1/chat/completions",
+        &chat_body("Hello", 5, false),
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("3"));
+    assert_eq!(r.json()["error"]["code"], "queue_full");
+    // Freeing the slot lets the queued request run to the end.
+    running.disconnect();
+    let (text, _) = support::chat_stream_text(&queued.collect());
+    assert!(text.contains('4'), "{text:?}");
+}

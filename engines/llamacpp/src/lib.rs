@@ -125,7 +125,8 @@ impl LlamaCppModel {
         let memory_bytes = model.size() + memory::kv_for_model(&model, context_per_slot, config);
 
         let shared = Arc::new(Shared::default());
-        let (jobs, queue) = sync_channel::<Job>(config.queue_size);
+        // Room for a full queue plus a request per slot that arrives between two decode steps.
+        let (jobs, queue) = sync_channel::<Job>(config.queue_size + config.slots as usize);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let worker_model = Arc::clone(&model);
         let worker_shared = Arc::clone(&shared);
@@ -320,20 +321,27 @@ impl LoadedModel for LlamaCppModel {
             cancel: cancel.clone(),
             span: tracing::Span::current(),
         };
-        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        // Admission: up to `queue_size` requests may wait beyond the slots free right now.
+        let waiting = self.shared.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        let free =
+            (self.config.slots as usize).saturating_sub(self.shared.active.load(Ordering::Acquire));
+        let full = || {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            EngineError::QueueFull {
+                model: self.id.clone(),
+                capacity: self.config.queue_size,
+            }
+        };
+        if waiting > self.config.queue_size + free {
+            return Err(full());
+        }
         match self.jobs.try_send(job) {
             Ok(()) => Ok(Generation {
                 prompt_tokens: prompt_len,
                 events: receiver,
                 cancel,
             }),
-            Err(TrySendError::Full(_)) => {
-                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                Err(EngineError::QueueFull {
-                    model: self.id.clone(),
-                    capacity: self.config.queue_size,
-                })
-            }
+            Err(TrySendError::Full(_)) => Err(full()),
             Err(TrySendError::Disconnected(_)) => {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 Err(EngineError::Unavailable(format!(
