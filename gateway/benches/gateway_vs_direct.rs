@@ -98,7 +98,7 @@ fn direct_batched(
         .with_n_batch(512)
         .with_n_ubatch(512)
         .with_n_seq_max(n_seq as u32)
-        .with_kv_unified(true)
+        .with_kv_unified(false)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = model.new_context(&backend, params).unwrap();
