@@ -113,6 +113,14 @@ fn content_parts_and_developer_role_are_accepted() {
     let r = post(&s, "/v1/chat/completions", &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["choices"][0]["message"]["content"], "one two ");
+    // Empty or default values of unsupported features ask for nothing and are accepted.
+    let mut body = chat("ok");
+    body["tools"] = json!([]);
+    body["logit_bias"] = json!({});
+    body["logprobs"] = json!(false);
+    body["response_format"] = json!({"type": "text"});
+    body["user"] = json!("someone");
+    assert_eq!(post(&s, "/v1/chat/completions", &body).status, 200);
 }
 
 #[test]
@@ -313,6 +321,13 @@ fn sampling_values_out_of_range_are_400() {
         ("max_tokens", json!(0)),
         ("max_tokens", json!(1_000_000)),
         ("stop", json!(["a", "b", "c", "d", "e"])),
+        ("logprobs", json!(true)),
+        ("logit_bias", json!({"50256": -100})),
+        ("response_format", json!({"type": "json_object"})),
+        (
+            "tools",
+            json!([{"type": "function", "function": {"name": "f"}}]),
+        ),
     ] {
         let mut body = chat("x");
         body[field] = value;

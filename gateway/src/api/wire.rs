@@ -86,6 +86,10 @@ pub struct SamplingFields {
     pub stream_options: Option<StreamOptions>,
     /// Log probabilities (not supported yet).
     pub logprobs: Option<serde_json::Value>,
+    /// Token biases (not supported yet).
+    pub logit_bias: Option<serde_json::Value>,
+    /// Output format; only `{"type": "text"}` is supported so far.
+    pub response_format: Option<serde_json::Value>,
 }
 
 /// `POST /v1/chat/completions` body.
@@ -151,6 +155,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     Ok(value)
 }
 
+/// `null`, `[]` and `{}` ask for nothing.
+fn is_empty_json(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
 fn in_range(value: Option<f32>, lo: f32, hi: f32, name: &str) -> Result<(), ApiError> {
     match value {
         Some(v) if !(lo..=hi).contains(&v) || v.is_nan() => Err(ApiError::bad_request(
@@ -203,6 +217,20 @@ impl SamplingFields {
                 Some("logprobs"),
             ));
         }
+        if self.logit_bias.as_ref().is_some_and(|v| !is_empty_json(v)) {
+            return Err(ApiError::bad_request(
+                "logit_bias is not supported yet",
+                Some("logit_bias"),
+            ));
+        }
+        if let Some(format) = self.response_format.as_ref().filter(|v| !v.is_null()) {
+            if format.get("type").and_then(|t| t.as_str()) != Some("text") {
+                return Err(ApiError::bad_request(
+                    "only response_format {\"type\": \"text\"} is supported yet (no JSON mode or schemas)",
+                    Some("response_format"),
+                ));
+            }
+        }
         let (max_tokens, param) = match (self.max_completion_tokens, self.max_tokens) {
             (Some(m), _) => (m, "max_completion_tokens"),
             (None, Some(m)) => (m, "max_tokens"),
@@ -253,7 +281,7 @@ impl ChatCompletionRequest {
                 Some("messages"),
             ));
         }
-        if self.tools.as_ref().is_some_and(|t| !t.is_null()) {
+        if self.tools.as_ref().is_some_and(|t| !is_empty_json(t)) {
             return Err(ApiError::bad_request(
                 "tools are not supported yet",
                 Some("tools"),
