@@ -34,6 +34,25 @@ pub(crate) fn kv_for_model(
     )
 }
 
+// GGUF value types (gguf.h); llama.cpp aborts when a value is read as the wrong type, so every
+// read checks the type first.
+const GGUF_TYPE_UINT32: i64 = 4;
+const GGUF_TYPE_STRING: i64 = 8;
+
+fn gguf_index(gguf: &GgufContext, key: &str, wanted: i64) -> Option<i64> {
+    let idx = gguf.find_key(key);
+    (idx >= 0 && i64::from(gguf.kv_type(idx)) == wanted).then_some(idx)
+}
+
+fn gguf_string(gguf: &GgufContext, key: &str) -> Option<String> {
+    let idx = gguf_index(gguf, key, GGUF_TYPE_STRING)?;
+    gguf.val_str(idx).map(str::to_owned)
+}
+
+fn gguf_u32(gguf: &GgufContext, key: &str) -> Option<u32> {
+    gguf_index(gguf, key, GGUF_TYPE_UINT32).map(|idx| gguf.val_u32(idx))
+}
+
 /// Estimate before loading, from the GGUF header alone.
 pub(crate) fn estimate_from_file(path: &Path, config: &EngineConfig) -> Result<u64, EngineError> {
     let file_size = std::fs::metadata(path)
@@ -42,16 +61,8 @@ pub(crate) fn estimate_from_file(path: &Path, config: &EngineConfig) -> Result<u
     let gguf = GgufContext::from_file(path).ok_or_else(|| {
         EngineError::Load(format!("{}: not a readable GGUF file", path.display()))
     })?;
-    let string = |key: &str| {
-        let idx = gguf.find_key(key);
-        (idx >= 0)
-            .then(|| gguf.val_str(idx).map(str::to_owned))
-            .flatten()
-    };
-    let number = |key: &str| {
-        let idx = gguf.find_key(key);
-        (idx >= 0).then(|| u64::from(gguf.val_u32(idx)))
-    };
+    let string = |key: &str| gguf_string(&gguf, key);
+    let number = |key: &str| gguf_u32(&gguf, key).map(u64::from);
     let arch = string("general.architecture").unwrap_or_default();
     let n_layer = number(&format!("{arch}.block_count")).unwrap_or(0);
     let n_embd = number(&format!("{arch}.embedding_length")).unwrap_or(0);
@@ -85,12 +96,7 @@ pub fn inspect_gguf(path: &Path) -> Result<GgufInfo, String> {
             path.display()
         )
     })?;
-    let string = |key: &str| {
-        let idx = gguf.find_key(key);
-        (idx >= 0)
-            .then(|| gguf.val_str(idx).map(str::to_owned))
-            .flatten()
-    };
+    let string = |key: &str| gguf_string(&gguf, key);
     let architecture = string("general.architecture")
         .ok_or_else(|| format!("{}: GGUF has no general.architecture", path.display()))?;
     if gguf.n_tensors() <= 0 {
