@@ -1,0 +1,1 @@
+//! Switchyard's intent classifier (router stage 2).

@@ -1,0 +1,1 @@
+//! Switchyard telemetry collectors and the background sampler.
