@@ -5,6 +5,9 @@
 //! (heuristics, intent classifier, hardware policy) grows here; it stays pure logic over
 //! (request, telemetry snapshot, profile) and never touches engine internals.
 
+pub mod request;
+pub mod stage1;
+
 use std::time::Instant;
 
 use serde::Serialize;
