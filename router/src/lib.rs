@@ -7,6 +7,7 @@
 
 pub mod request;
 pub mod stage1;
+pub mod stage3;
 
 use std::time::Instant;
 
