@@ -43,6 +43,17 @@ pub fn registry() -> Vec<Arc<dyn Engine>> {
     engines
 }
 
+/// The device an engine family runs its models on in this build (`cpu`, or the GPU back-end
+/// the build was compiled for). The router plans with `family/device` strings.
+pub fn device_of(engine: &str) -> &'static str {
+    match engine {
+        "llama.cpp" if cfg!(feature = "cuda") => "cuda",
+        "llama.cpp" if cfg!(feature = "metal") => "metal",
+        "llama.cpp" if cfg!(feature = "vulkan") => "vulkan",
+        _ => "cpu",
+    }
+}
+
 /// The first available engine that reads this model's format.
 pub fn engine_for(manifest: &Manifest) -> Result<Arc<dyn Engine>, String> {
     let candidates: Vec<_> = registry()

@@ -23,7 +23,9 @@ pub struct Config {
     pub default_model: Option<String>,
     /// Models loaded at start instead of on their first request.
     pub preload: Vec<String>,
-    /// Device profile whose engine settings fill what `[engine]` leaves unset.
+    /// Device profile: a built-in name (`cpu-x86`, `jetson-orin-nano-8gb`, ...) or a path to a
+    /// profile TOML file. Its engine settings fill what `[engine]` leaves unset, and it names
+    /// the policy profile the router follows. Files are watched and reloaded on change.
     pub profile: String,
     /// Engine settings.
     pub engine: EngineSection,
@@ -31,6 +33,8 @@ pub struct Config {
     pub limits: LimitsSection,
     /// Shutdown behaviour.
     pub shutdown: ShutdownSection,
+    /// Telemetry sampling.
+    pub telemetry: TelemetrySection,
 }
 
 impl Default for Config {
@@ -44,6 +48,30 @@ impl Default for Config {
             engine: EngineSection::default(),
             limits: LimitsSection::default(),
             shutdown: ShutdownSection::default(),
+            telemetry: TelemetrySection::default(),
+        }
+    }
+}
+
+/// `[telemetry]`: how the router's view of the hardware is sampled.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    /// Sampling period in milliseconds (the request path only reads the latest snapshot).
+    pub period_ms: u64,
+    /// Play a recorded trace (JSONL) instead of the live collectors, e.g. to rehearse a policy
+    /// against a heating Jetson on another machine.
+    pub replay: Option<PathBuf>,
+    /// Replay speed (2.0 plays twice as fast).
+    pub replay_speed: f64,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        TelemetrySection {
+            period_ms: 1000,
+            replay: None,
+            replay_speed: 1.0,
         }
     }
 }
@@ -197,10 +225,36 @@ impl Config {
                 "must be at least 1024".into(),
             ));
         }
-        if let Err(e) = switchyard_profiles::builtin(&self.profile) {
+        if let Err(e) = switchyard_profiles::resolve(&self.profile) {
             return Err(fail("profile", e.to_string()));
         }
+        if !(10..=3_600_000).contains(&self.telemetry.period_ms) {
+            return Err(fail(
+                "telemetry.period_ms",
+                "must be between 10 and 3600000".into(),
+            ));
+        }
+        if !(self.telemetry.replay_speed > 0.0 && self.telemetry.replay_speed <= 10_000.0) {
+            return Err(fail(
+                "telemetry.replay_speed",
+                "must be above 0 and at most 10000".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The device + policy profile named by `profile`, and the files it was read from (to
+    /// watch for changes).
+    pub fn resolve_profile(
+        &self,
+    ) -> Result<(switchyard_profiles::Profile, Vec<PathBuf>), switchyard_profiles::ProfileError> {
+        let profile = switchyard_profiles::resolve(&self.profile)?;
+        let files = profile
+            .origin
+            .iter()
+            .filter_map(|o| o.path().map(Path::to_path_buf))
+            .collect();
+        Ok((profile, files))
     }
 
     /// The models directory: `override_dir` (a CLI flag), else `SWITCHYARD_MODELS_DIR`, else
@@ -221,7 +275,9 @@ impl Config {
     /// Engine settings: `[engine]` values over the device profile's.
     pub fn engine_config(&self) -> EngineConfig {
         let defaults = EngineConfig::default();
-        let profile = switchyard_profiles::builtin(&self.profile).ok();
+        let profile = switchyard_profiles::resolve(&self.profile)
+            .ok()
+            .map(|p| p.device.engine);
         let pick = |explicit: Option<u32>, from_profile: Option<u32>, fallback: u32| {
             explicit.or(from_profile).unwrap_or(fallback)
         };

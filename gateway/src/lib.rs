@@ -4,15 +4,20 @@
 //! - [`config`] — `switchyard.toml`;
 //! - [`models`] — the models directory (fetch pinned samples, add local files, scan);
 //! - [`state`] — shared state and lazy model loading;
+//! - [`routing`] — the router wired in: profiles (and their hot reload), telemetry, model views;
 //! - [`server`] — serving with graceful shutdown.
 
 pub mod api;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod metrics_router;
 pub mod models;
+pub mod reload;
+pub mod routing;
 pub mod server;
 pub mod state;
+pub mod tier_b;
 
 pub use api::app;
 pub use config::Config;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use switchyard_gateway::models::{self, catalog, fetch};
+use switchyard_gateway::routing::TelemetryFeed;
 use switchyard_gateway::{AppState, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -29,6 +30,20 @@ enum Command {
     /// Validate a configuration file without starting.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Device and policy profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Check a device or policy profile file; prints file:line: key: problem on error.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+    /// List the built-in profiles.
+    List,
 }
 
 #[derive(Args)]
@@ -42,6 +57,9 @@ struct ServeArgs {
     /// Models directory, overriding SWITCHYARD_MODELS_DIR and the file.
     #[arg(long)]
     models_dir: Option<PathBuf>,
+    /// Device profile (built-in name or TOML file), overriding the file; it names the policy.
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -119,13 +137,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(profile) = args.profile {
+        config.profile = profile;
+        config
+            .resolve_profile()
+            .with_context(|| format!("--profile {}", config.profile))?;
+    }
     let models_dir = config.models_dir(args.models_dir.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let state = AppState::from_models_dir(config.clone(), &models_dir)?;
+        let feed = start_telemetry(&config)?;
+        let state = Arc::new(AppState::from_models_dir(config.clone(), &models_dir, feed)?);
+        tokio::spawn(switchyard_gateway::reload::watch(
+            Arc::clone(&state),
+            std::time::Duration::from_secs(1),
+        ));
         if state.models.is_empty() {
             tracing::warn!(dir = %models_dir.display(), "no models found; run `switchyard models fetch`");
         }
@@ -137,11 +166,47 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         say(&format!("switchyard listening on http://{addr}"));
         switchyard_gateway::server::serve(
             listener,
-            Arc::new(state),
+            state,
             switchyard_gateway::server::shutdown_signal(),
         )
         .await
     })
+}
+
+/// Starts the background sampler: live collectors, or the configured replay trace.
+fn start_telemetry(config: &Config) -> anyhow::Result<TelemetryFeed> {
+    let period = std::time::Duration::from_millis(config.telemetry.period_ms);
+    let collectors: Vec<Box<dyn switchyard_telemetry::Collector + Send>> =
+        match &config.telemetry.replay {
+            Some(path) => {
+                let replay = switchyard_telemetry::ReplayCollector::from_file(
+                    path,
+                    config.telemetry.replay_speed,
+                )
+                .with_context(|| format!("telemetry.replay {}", path.display()))?;
+                tracing::warn!(trace = %path.display(), "telemetry replays a recorded trace, not this machine");
+                vec![Box::new(replay)]
+            }
+            None => switchyard_telemetry::default_collectors(),
+        };
+    Ok(TelemetryFeed::Live(switchyard_telemetry::Sampler::start(
+        collectors, period,
+    )))
+}
+
+fn profile_command(command: ProfileCommand) -> anyhow::Result<()> {
+    match command {
+        ProfileCommand::Check { file } => {
+            let summary = switchyard_profiles::check_file(&file)?;
+            say(&format!("{}: ok ({summary})", file.display()));
+        }
+        ProfileCommand::List => {
+            for name in switchyard_profiles::builtin_names() {
+                say(name);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn models_command(command: ModelsCommand) -> anyhow::Result<()> {
@@ -229,6 +294,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Models(command) => models_command(command),
+        Command::Profile(command) => profile_command(command),
         Command::Config(ConfigCommand::Check { file }) => Config::load(&file)
             .map(|_| {
                 say(&format!("{}: ok", file.display()));

@@ -146,6 +146,11 @@ impl Metrics {
         })
     }
 
+    /// The registry, for metrics defined elsewhere in the gateway.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         if let Some(bytes) = resident_bytes() {

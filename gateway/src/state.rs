@@ -12,6 +12,8 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::metrics_router::RouterMetrics;
+use crate::routing::{self, ModelStatic, ProfileState, Routing, TelemetryFeed};
 
 /// One model the gateway can serve.
 pub struct ModelEntry {
@@ -39,6 +41,10 @@ pub struct AppState {
     pub models: BTreeMap<String, Arc<ModelEntry>>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Router, profile and telemetry metrics.
+    pub router_metrics: RouterMetrics,
+    /// The router, its profile and its telemetry feed.
+    pub routing: Routing,
     draining: AtomicBool,
 }
 
@@ -50,8 +56,13 @@ fn unix_now() -> u64 {
 }
 
 impl AppState {
-    /// State over the models found in `models_dir` (each `<id>/manifest.json`).
-    pub fn from_models_dir(config: Config, models_dir: &Path) -> anyhow::Result<Self> {
+    /// State over the models found in `models_dir` (each `<id>/manifest.json`), routing with
+    /// snapshots from `feed`.
+    pub fn from_models_dir(
+        config: Config,
+        models_dir: &Path,
+        feed: TelemetryFeed,
+    ) -> anyhow::Result<Self> {
         let mut models = BTreeMap::new();
         for manifest in crate::models::scan(models_dir) {
             let created =
@@ -68,7 +79,8 @@ impl AppState {
             };
             models.insert(entry.manifest.id.clone(), Arc::new(entry));
         }
-        Self::build(config, models)
+        let tier_b = crate::tier_b::load(models_dir, &config);
+        Self::build(config, models, feed, tier_b)
     }
 
     /// State over already loaded models (tests, embedding the gateway).
@@ -97,15 +109,49 @@ impl AppState {
             };
             models.insert(id, Arc::new(entry));
         }
-        Self::build(config, models)
+        let feed = TelemetryFeed::Live(switchyard_telemetry::TelemetryHandle::manual(
+            switchyard_telemetry::Snapshot::now(),
+        ));
+        Self::build(config, models, feed, None)
     }
 
-    fn build(config: Config, models: BTreeMap<String, Arc<ModelEntry>>) -> anyhow::Result<Self> {
+    fn build(
+        config: Config,
+        models: BTreeMap<String, Arc<ModelEntry>>,
+        feed: TelemetryFeed,
+        tier_b: Option<switchyard_router::TierBSetup>,
+    ) -> anyhow::Result<Self> {
+        let engine_config = config.engine_config();
+        let (profile, files) = config.resolve_profile()?;
+        let statics: BTreeMap<String, ModelStatic> = models
+            .iter()
+            .filter(|(_, e)| e.loaded().is_none())
+            .map(|(id, e)| (id.clone(), routing::measure(&e.manifest, &engine_config)))
+            .collect();
+        let metrics = Metrics::new()?;
+        let router_metrics = RouterMetrics::new(metrics.registry())?;
+        router_metrics
+            .profile_info
+            .with_label_values(&[profile.device.name.as_str(), profile.policy.name.as_str()])
+            .set(1);
+        let router_config = routing::router_config(profile, tier_b.clone())?;
         Ok(AppState {
-            engine_config: config.engine_config(),
+            routing: Routing {
+                router: switchyard_router::Router::new(router_config),
+                feed,
+                statics,
+                profile: ProfileState {
+                    source: config.profile.clone(),
+                    files,
+                    error: Default::default(),
+                },
+                tier_b,
+            },
+            engine_config,
             config,
             models,
-            metrics: Metrics::new()?,
+            metrics,
+            router_metrics,
             draining: AtomicBool::new(false),
         })
     }

@@ -1,79 +1,152 @@
 //! Switchyard profiles: what a device can run (device profiles) and how requests are routed
-//! (policy profiles), as typed TOML with unknown keys rejected.
+//! (policy profiles), as typed TOML with unknown keys rejected and every value validated.
 //!
-//! This first version carries the default device profile, `cpu-x86`, whose engine settings the
-//! gateway uses when its configuration does not set them. Further profiles (Jetson, Mac, RTX)
-//! and policy profiles join with the router.
+//! Built-in profiles are the files under `devices/` and `policies/`, embedded at compile time;
+//! any other file can be loaded by path. Every error names the file, the line and the dotted
+//! key, e.g. `jetson.toml:12: thermal.throttle_c: invalid type: string "hot", expected f32`.
+//!
+//! ```
+//! let profile = switchyard_profiles::resolve("jetson-orin-nano-8gb").unwrap();
+//! assert_eq!(profile.device.hardware.cpu_cores, 6);
+//! assert_eq!(profile.policy.name, "default");
+//! ```
 
-use serde::Deserialize;
+mod device;
+mod error;
+mod load;
+mod policy;
+mod resolve;
+mod validate;
+
+use std::path::Path;
+
+pub use device::{
+    engine_accelerator, Accelerator, DeviceProfile, EngineDefaults, Hardware, MemoryBudget,
+    Precision, Task, TaskPreference, ThermalLimits, ThermalSensor, ENGINES,
+};
+pub use error::{Diagnostic, ProfileError, ProfileKind};
+pub use policy::{
+    ClassifierPolicy, HintPolicy, IntentRoute, LearnedPolicy, MemoryPolicy, PolicyProfile,
+    ScoringWeights, SecurityLevel, ThermalPolicy, Tier, INTENTS, PIPELINES,
+};
+pub use resolve::{check_file, resolve, Origin, Profile, Summary};
 
 /// The name of the default device profile.
 pub const DEFAULT_PROFILE: &str = "cpu-x86";
 
-/// Engine settings a device profile recommends.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceProfile {
-    /// Profile name.
-    pub name: String,
-    /// Human description.
-    pub description: String,
-    /// Threads for llama.cpp decoding.
-    pub threads: u32,
-    /// Parallel sequences per model.
-    pub slots: u32,
-    /// Context tokens per sequence.
-    pub context_per_slot: u32,
-    /// Memory budget for loaded models, in MiB.
-    pub memory_budget_mib: u64,
+/// The name of the default policy profile.
+pub const DEFAULT_POLICY: &str = "default";
+
+const DEVICES: [(&str, &str); 6] = [
+    ("cpu-x86", include_str!("../devices/cpu-x86.toml")),
+    (
+        "jetson-orin-nano-8gb",
+        include_str!("../devices/jetson-orin-nano-8gb.toml"),
+    ),
+    (
+        "jetson-agx-orin-64gb",
+        include_str!("../devices/jetson-agx-orin-64gb.toml"),
+    ),
+    (
+        "mac-m-series-16gb",
+        include_str!("../devices/mac-m-series-16gb.toml"),
+    ),
+    (
+        "mac-m-max-64gb",
+        include_str!("../devices/mac-m-max-64gb.toml"),
+    ),
+    (
+        "rtx-desktop-24gb",
+        include_str!("../devices/rtx-desktop-24gb.toml"),
+    ),
+];
+
+const POLICIES: [(&str, &str); 3] = [
+    ("default", include_str!("../policies/default.toml")),
+    ("learned", include_str!("../policies/learned.toml")),
+    ("airgap", include_str!("../policies/airgap.toml")),
+];
+
+/// Names of the built-in device profiles.
+pub fn builtin_names() -> Vec<&'static str> {
+    DEVICES.iter().map(|(n, _)| *n).collect()
 }
 
-/// Errors loading a profile.
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    /// No built-in profile has this name.
-    #[error("unknown profile '{0}' (built-in: cpu-x86)")]
-    Unknown(String),
-    /// The TOML is invalid.
-    #[error("profile {name}: {source}")]
-    Parse {
-        /// Profile name.
-        name: String,
-        /// The TOML error (with line and column).
-        source: toml::de::Error,
-    },
+/// Names of the built-in policy profiles.
+pub fn builtin_policy_names() -> Vec<&'static str> {
+    POLICIES.iter().map(|(n, _)| *n).collect()
 }
-
-const CPU_X86: &str = include_str!("../cpu-x86.toml");
 
 /// Loads a built-in device profile by name.
 pub fn builtin(name: &str) -> Result<DeviceProfile, ProfileError> {
-    let text = match name {
-        DEFAULT_PROFILE => CPU_X86,
-        other => return Err(ProfileError::Unknown(other.to_owned())),
-    };
-    toml::from_str(text).map_err(|source| ProfileError::Parse {
-        name: name.to_owned(),
-        source,
-    })
+    let text = builtin_text(ProfileKind::Device, name)?;
+    parse_device(text, &builtin_file(ProfileKind::Device, name))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Loads a built-in policy profile by name.
+pub fn builtin_policy(name: &str) -> Result<PolicyProfile, ProfileError> {
+    let text = builtin_text(ProfileKind::Policy, name)?;
+    parse_policy(text, &builtin_file(ProfileKind::Policy, name))
+}
 
-    #[test]
-    fn default_profile_parses() {
-        let p = builtin(DEFAULT_PROFILE).unwrap();
-        assert_eq!(p.name, "cpu-x86");
-        assert!(p.threads >= 1 && p.slots >= 1);
-    }
+/// Loads and validates a device profile file.
+pub fn load_device(path: impl AsRef<Path>) -> Result<DeviceProfile, ProfileError> {
+    let path = path.as_ref();
+    parse_device(&read(path)?, &path.display().to_string())
+}
 
-    #[test]
-    fn unknown_profile_is_named() {
-        assert!(builtin("toaster")
-            .unwrap_err()
-            .to_string()
-            .contains("toaster"));
+/// Loads and validates a policy profile file.
+pub fn load_policy(path: impl AsRef<Path>) -> Result<PolicyProfile, ProfileError> {
+    let path = path.as_ref();
+    parse_policy(&read(path)?, &path.display().to_string())
+}
+
+/// Parses and validates a device profile from text; `file` names it in errors.
+pub fn parse_device(text: &str, file: &str) -> Result<DeviceProfile, ProfileError> {
+    load::parse_checked(text, file, validate::device).map(|(p, _)| p)
+}
+
+/// Parses and validates a policy profile from text; `file` names it in errors.
+pub fn parse_policy(text: &str, file: &str) -> Result<PolicyProfile, ProfileError> {
+    load::parse_checked(text, file, validate::policy).map(|(p, _)| p)
+}
+
+fn table(kind: ProfileKind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        ProfileKind::Device => &DEVICES,
+        ProfileKind::Policy => &POLICIES,
     }
+}
+
+/// The embedded text of a built-in, or `Unknown` listing the built-in names.
+fn builtin_text(kind: ProfileKind, name: &str) -> Result<&'static str, ProfileError> {
+    let entries = table(kind);
+    entries
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+        .ok_or_else(|| ProfileError::Unknown {
+            kind,
+            name: name.to_owned(),
+            known: entries
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// How diagnostics name a built-in file: `builtin:devices/NAME.toml`.
+fn builtin_file(kind: ProfileKind, name: &str) -> String {
+    match kind {
+        ProfileKind::Device => format!("builtin:devices/{name}.toml"),
+        ProfileKind::Policy => format!("builtin:policies/{name}.toml"),
+    }
+}
+
+fn read(path: &Path) -> Result<String, ProfileError> {
+    std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,7 +19,7 @@ use futures::Stream;
 use switchyard_core::{
     FinishReason, GenerateRequest, Generation, GenerationEvent, Prompt, SamplingParams, Usage,
 };
-use switchyard_router::{route, RouteDecision, RouteError};
+use switchyard_router::{Endpoint, RouteDecision};
 use tracing::{info_span, Instrument};
 
 use super::body_bytes;
@@ -39,7 +39,6 @@ enum Shape {
 
 /// A validated request, ready to run.
 struct Prepared {
-    requested_model: String,
     prompt: Prompt,
     sampling: SamplingParams,
     stream: bool,
@@ -49,29 +48,33 @@ struct Prepared {
 
 pub(super) async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let prepared = (|| {
         let body = body_bytes(body, state.config.limits.max_body_bytes)?;
         let req: wire::ChatCompletionRequest = parse_json(&body)?;
         let sampling: wire::SamplingFields = parse_json(&body)?;
-        Ok::<_, ApiError>(Prepared {
-            prompt: Prompt::Chat(req.chat_messages()?),
-            sampling: sampling.to_params(&state.config.limits)?,
-            stream: sampling.streaming(),
-            include_usage: sampling.include_usage(),
-            requested_model: req.model,
-            shape: Shape::Chat,
-        })
+        Ok::<_, ApiError>((
+            Prepared {
+                prompt: Prompt::Chat(req.chat_messages()?),
+                sampling: sampling.to_params(&state.config.limits)?,
+                stream: sampling.streaming(),
+                include_usage: sampling.include_usage(),
+                shape: Shape::Chat,
+            },
+            body,
+        ))
     })();
     match prepared {
-        Ok(p) => run(state, p).await,
+        Ok((p, body)) => route_and_run(state, Endpoint::ChatCompletions, &body, &headers, p).await,
         Err(e) => e.into_response(),
     }
 }
 
 pub(super) async fn completions(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let prepared = (|| {
@@ -79,19 +82,39 @@ pub(super) async fn completions(
         let req: wire::CompletionRequest = parse_json(&body)?;
         let sampling: wire::SamplingFields = parse_json(&body)?;
         let text = req.prompt_text()?;
-        Ok::<_, ApiError>(Prepared {
-            shape: Shape::Completion {
-                echo: req.echo.then(|| text.clone()),
+        Ok::<_, ApiError>((
+            Prepared {
+                shape: Shape::Completion {
+                    echo: req.echo.then(|| text.clone()),
+                },
+                prompt: Prompt::Text(text),
+                sampling: sampling.to_params(&state.config.limits)?,
+                stream: sampling.streaming(),
+                include_usage: sampling.include_usage(),
             },
-            prompt: Prompt::Text(text),
-            sampling: sampling.to_params(&state.config.limits)?,
-            stream: sampling.streaming(),
-            include_usage: sampling.include_usage(),
-            requested_model: req.model,
-        })
+            body,
+        ))
     })();
     match prepared {
-        Ok(p) => run(state, p).await,
+        Ok((p, body)) => route_and_run(state, Endpoint::Completions, &body, &headers, p).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Routes the request (the three-stage router), then runs it.
+async fn route_and_run(
+    state: Arc<AppState>,
+    endpoint: Endpoint,
+    body: &[u8],
+    headers: &HeaderMap,
+    prepared: Prepared,
+) -> Response {
+    if state.is_draining() {
+        return ApiError::unavailable("the server is shutting down; retry on another instance")
+            .into_response();
+    }
+    match super::route::route_body(&state, endpoint, body, headers).await {
+        Ok(decision) => run(state, prepared, decision).await,
         Err(e) => e.into_response(),
     }
 }
@@ -113,28 +136,18 @@ struct Context {
     accepted: Instant,
     shape: Shape,
     include_usage: bool,
+    /// Engine that runs the request (as the model reports it).
+    engine: String,
+    /// Latency target the router planned with, ms.
+    slo_ms: u32,
 }
 
-async fn run(state: Arc<AppState>, prepared: Prepared) -> Response {
-    if state.is_draining() {
-        return ApiError::unavailable("the server is shutting down; retry on another instance")
-            .into_response();
-    }
-    let decision = match route(
-        &prepared.requested_model,
-        &state.model_ids(),
-        state.config.default_model.as_deref(),
-    ) {
-        Ok(d) => d,
-        Err(RouteError::UnknownModel(m)) => return ApiError::model_not_found(&m).into_response(),
-        Err(RouteError::NoModel) => {
-            return ApiError::unavailable("no models are installed: run `switchyard models fetch`")
-                .into_response()
-        }
-    };
+async fn run(state: Arc<AppState>, prepared: Prepared, decision: RouteDecision) -> Response {
     let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let span = info_span!("generate", request_id = %request_id, model = %decision.model, stream = prepared.stream);
+    let summary = decision.summary();
+    let span = info_span!("generate", request_id = %request_id, model = %decision.model, stream = prepared.stream, route = %summary);
     async move {
+        tracing::info!(route = %summary, "routed");
         let retry_after = state.config.limits.retry_after_seconds;
         let model = match state.model(&decision.model).await {
             Ok(m) => m,
@@ -175,6 +188,8 @@ async fn run(state: Arc<AppState>, prepared: Prepared) -> Response {
             accepted: Instant::now(),
             shape: prepared.shape,
             include_usage: prepared.include_usage,
+            engine: engine.clone(),
+            slo_ms: decision.placements.last().map(|p| p.slo_ms).unwrap_or(0),
             state,
         };
         let mut response = if prepared.stream {
@@ -199,20 +214,20 @@ fn add_route_header(response: &mut Response, decision: &RouteDecision, engine: &
 /// Per-generation metrics: time to first text, tokens, duration.
 struct Meter<'a> {
     ctx: &'a Context,
-    first_seen: bool,
+    first_at: Option<Instant>,
 }
 
 impl<'a> Meter<'a> {
     fn new(ctx: &'a Context) -> Self {
         Meter {
             ctx,
-            first_seen: false,
+            first_at: None,
         }
     }
 
     fn token(&mut self) {
-        if !self.first_seen {
-            self.first_seen = true;
+        if self.first_at.is_none() {
+            self.first_at = Some(Instant::now());
             self.ctx
                 .state
                 .metrics
@@ -231,9 +246,25 @@ impl<'a> Meter<'a> {
         m.prompt_tokens
             .with_label_values(&[model])
             .inc_by(u64::from(usage.prompt_tokens));
+        let total = self.ctx.accepted.elapsed();
         m.generation
             .with_label_values(&[model])
-            .observe(self.ctx.accepted.elapsed().as_secs_f64());
+            .observe(total.as_secs_f64());
+        // Teach the router: latency EWMA and, in learned mode, whether the SLO was met.
+        if let Some(first) = self.first_at {
+            let ttft_ms = first.duration_since(self.ctx.accepted).as_secs_f64() * 1e3;
+            let after_first = total.saturating_sub(first.duration_since(self.ctx.accepted));
+            let per_token_ms = after_first.as_secs_f64() * 1e3
+                / f64::from(usage.completion_tokens.saturating_sub(1).max(1));
+            let slo_met = total.as_secs_f64() * 1e3 <= f64::from(self.ctx.slo_ms);
+            self.ctx.state.routing.router.observe(
+                model,
+                &self.ctx.engine,
+                ttft_ms,
+                per_token_ms,
+                slo_met,
+            );
+        }
     }
 }
 

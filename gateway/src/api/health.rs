@@ -28,6 +28,23 @@ struct EngineHealth {
 }
 
 #[derive(Serialize)]
+struct ProfileHealth {
+    /// What `profile` names (built-in name or file).
+    source: String,
+    device: String,
+    policy: String,
+    /// Set while the last reload failed: the profile above stays in force.
+    reload_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TelemetryHealth {
+    age_ms: u64,
+    sources: Vec<String>,
+    notes: Vec<String>,
+}
+
+#[derive(Serialize)]
 pub(super) struct Health {
     status: &'static str,
     live: bool,
@@ -35,6 +52,8 @@ pub(super) struct Health {
     reasons: Vec<String>,
     models: Vec<ModelHealth>,
     engines: Vec<EngineHealth>,
+    profile: ProfileHealth,
+    telemetry: TelemetryHealth,
 }
 
 fn readiness(state: &AppState) -> (bool, Vec<String>) {
@@ -92,6 +111,27 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
         reasons,
         models,
         engines,
+        profile: {
+            let config = state.routing.router.config();
+            ProfileHealth {
+                source: state.routing.profile.source.clone(),
+                device: config.profile.device.name.clone(),
+                policy: config.profile.policy.name.clone(),
+                reload_error: state.routing.profile.error(),
+            }
+        },
+        telemetry: {
+            let snapshot = state.routing.feed.latest();
+            TelemetryHealth {
+                age_ms: u64::try_from(snapshot.age().as_millis()).unwrap_or(u64::MAX),
+                sources: snapshot.sources.clone(),
+                notes: snapshot
+                    .notes
+                    .iter()
+                    .map(|n| format!("{}: {}", n.source, n.message))
+                    .collect(),
+            }
+        },
     };
     (code, Json(body))
 }

@@ -3,6 +3,8 @@
 
 mod generate;
 mod health;
+mod route;
+pub mod route_request;
 pub mod wire;
 
 use std::sync::Arc;
@@ -26,6 +28,8 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(generate::chat_completions))
         .route("/v1/completions", post(generate::completions))
+        .route("/v1/route", post(route::route))
+        .route("/v1/telemetry", get(route::telemetry))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
         .route("/health", get(health::health))
@@ -126,6 +130,9 @@ async fn get_model(
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.refresh_model_gauges();
+    state
+        .router_metrics
+        .refresh_telemetry(&state.routing.feed.latest());
     (
         [(
             header::CONTENT_TYPE,

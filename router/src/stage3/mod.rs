@@ -2,5 +2,8 @@
 //! drop what cannot run now; scoring ranks the rest.
 
 pub mod ewma;
+mod feasibility;
 pub mod hysteresis;
+pub mod inputs;
+pub mod policy;
 pub mod thompson;

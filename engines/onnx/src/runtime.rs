@@ -1,0 +1,115 @@
+//! Loading the ONNX Runtime shared library (once per process) and the execution providers.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::environment::Environment;
+
+use crate::OnnxError;
+
+/// The ONNX Runtime loaded into this process.
+pub struct Runtime {
+    library: PathBuf,
+    environment: Environment,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("library", &self.library)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Absolute path of the shared library that was loaded.
+    pub fn library(&self) -> &Path {
+        &self.library
+    }
+
+    /// ONNX Runtime's build description (version, git commit, compile flags).
+    pub fn build_info(&self) -> &'static str {
+        ort::info()
+    }
+
+    pub(crate) fn environment(&self) -> &Environment {
+        &self.environment
+    }
+}
+
+/// The execution provider a session actually runs on (not the one that was asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's default CPU provider.
+    Cpu,
+}
+
+impl ExecutionProvider {
+    /// Short lower-case name, as shown in health, metrics and route traces (`"cpu"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ExecutionProvider::Cpu => "cpu",
+        }
+    }
+}
+
+impl fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// Serialises initialisation; `RUNTIME` is only written while this is held.
+static INIT: Mutex<()> = Mutex::new(());
+
+/// Loads ONNX Runtime from `lib_path` (e.g. `<models>/onnxruntime/libonnxruntime.so.1.31.1`)
+/// and creates the process-wide environment.
+///
+/// Call it once per process, before loading any model. Calling it again with the same library
+/// returns the runtime already loaded; calling it with another library is an error
+/// ([`OnnxError::RuntimeAlreadyLoaded`]), since a process can hold only one. A missing or
+/// incompatible library is an error, never a panic, and a failed call can be retried.
+pub fn init_runtime(lib_path: &Path) -> Result<&'static Runtime, OnnxError> {
+    let requested = std::path::absolute(lib_path).unwrap_or_else(|_| lib_path.to_path_buf());
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(runtime) = RUNTIME.get() {
+        if same_file(&runtime.library, &requested) {
+            return Ok(runtime);
+        }
+        return Err(OnnxError::RuntimeAlreadyLoaded {
+            loaded: runtime.library.clone(),
+            requested,
+        });
+    }
+    if !requested.is_file() {
+        return Err(OnnxError::LibraryMissing { path: requested });
+    }
+    let builder = ort::init_from(&requested).map_err(|e| OnnxError::LibraryLoad {
+        path: requested.clone(),
+        message: e.to_string(),
+    })?;
+    let environment = builder
+        .with_name("switchyard")
+        .with_telemetry(false)
+        .build()
+        .map_err(|e| OnnxError::Environment(e.to_string()))?;
+    tracing::info!(library = %requested.display(), build = ort::info(), "ONNX Runtime loaded");
+    Ok(RUNTIME.get_or_init(|| Runtime {
+        library: requested,
+        environment,
+    }))
+}
+
+/// The runtime loaded by [`init_runtime`], if any.
+pub fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}

@@ -1,0 +1,543 @@
+//! Tier B of the intent classifier: a linear head (multinomial logistic regression) over
+//! sentence embeddings, consulted only when tier A is unsure.
+//!
+//! This crate does not run the embedding model: callers pass any [`SentenceEmbedder`] (the
+//! gateway adapts `switchyard_engine_onnx::MiniLmEmbedder`, all-MiniLM-L6-v2, to it). The head
+//! is trained offline by `switchyard-train-intent-tier-b` (crate `switchyard-intent-train`)
+//! and shipped as a versioned JSON artifact:
+//!
+//! ```text
+//! {
+//!   "schema_version": 1,
+//!   "version": "intent-tier-b-v1",
+//!   "embedding_model": "all-minilm-l6-v2",   // the embedder the head was trained on
+//!   "labels": ["chat", "code", ...],          // row order of weights and intercepts
+//!   "dim": 384,
+//!   "weights": [[dim numbers] per label],
+//!   "intercepts": [one number per label],
+//!   "training": { data sha256, solver, hyper-parameters, cross-validation },
+//!   "metrics": { train / cross-validation / held-out accuracy, macro-F1, per class }
+//! }
+//! ```
+//!
+//! ```
+//! use switchyard_intent::tier_b::{SentenceEmbedder, TierB};
+//!
+//! /// A stand-in embedder: every text maps to the same unit vector.
+//! struct Constant(usize);
+//! impl SentenceEmbedder for Constant {
+//!     fn embed(&self, _text: &str) -> Result<Vec<f32>, String> {
+//!         let mut v = vec![0.0; self.0];
+//!         v[0] = 1.0;
+//!         Ok(v)
+//!     }
+//!     fn dim(&self) -> usize {
+//!         self.0
+//!     }
+//! }
+//!
+//! let tier_b = TierB::builtin()?;
+//! let prediction = tier_b.classify(&Constant(tier_b.dim()), "read this aloud").unwrap();
+//! assert!((prediction.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+//! # Ok::<(), switchyard_intent::IntentError>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Intent, IntentError, Prediction, NUM_INTENTS};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The built-in tier B artifact, compiled into the binary (see [`TierB::builtin`]).
+pub const BUILTIN_ARTIFACT: &str = include_str!("../artifacts/intent-tier-b-v1.json");
+
+/// A sentence embedding model, as tier B sees it: text in, fixed-width vector out.
+///
+/// Implementations should return L2-normalised vectors of [`SentenceEmbedder::dim`] floats,
+/// the same kind of vectors the head was trained on (see [`TierB::embedding_model`]).
+pub trait SentenceEmbedder: Send + Sync {
+    /// Embeds one text. The error is a human-readable reason.
+    fn embed(&self, text: &str) -> Result<Vec<f32>, String>;
+
+    /// Width of the vectors [`SentenceEmbedder::embed`] returns.
+    fn dim(&self) -> usize;
+}
+
+/// Why tier B could not classify a text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TierBError {
+    /// The embedder failed.
+    #[error("sentence embedder failed: {0}")]
+    Embedder(String),
+    /// The embedding does not have the width the head was trained on.
+    #[error("embedding has {found} dimensions, tier B head expects {expected}")]
+    Dimension {
+        /// Width of the head.
+        expected: usize,
+        /// Width of the embedding.
+        found: usize,
+    },
+    /// The embedding contains NaN or infinite values.
+    #[error("embedding contains non-finite values")]
+    NonFinite,
+}
+
+/// A serialised tier B head (the JSON file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierBArtifact {
+    /// Layout version of this file; must equal [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Model name and version, e.g. `"intent-tier-b-v1"`.
+    pub version: String,
+    /// Catalog id of the embedding model the head was trained on (`"all-minilm-l6-v2"`).
+    pub embedding_model: String,
+    /// Label of each weight row, a permutation of all intent labels.
+    pub labels: Vec<String>,
+    /// Embedding width; the length of every weight row.
+    pub dim: usize,
+    /// One row of `dim` weights per label, in `labels` order.
+    pub weights: Vec<Vec<f32>>,
+    /// Bias per label, in `labels` order.
+    pub intercepts: Vec<f32>,
+    /// How the head was trained (informational).
+    #[serde(default)]
+    pub training: Option<TierBTraining>,
+    /// Evaluation at training time (informational).
+    #[serde(default)]
+    pub metrics: Option<TierBMetrics>,
+}
+
+/// Provenance of a tier B artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierBTraining {
+    /// The program that wrote the artifact.
+    pub trainer: String,
+    /// The solver (`linfa-logistic MultiLogisticRegression (L-BFGS)`).
+    pub solver: String,
+    /// L2 regularisation strength (linfa's `alpha`, on the summed log-loss), as selected.
+    pub alpha: f64,
+    /// The `alpha` values tried, with their mean cross-validation accuracy on the training
+    /// set (never on held-out data).
+    pub alpha_grid: Vec<AlphaScore>,
+    /// Number of cross-validation folds (stratified, by position within each label).
+    pub cv_folds: usize,
+    /// Solver iteration cap.
+    pub max_iterations: u64,
+    /// Solver gradient tolerance.
+    pub gradient_tolerance: f64,
+    /// Decimal places weights were rounded to when exported.
+    pub weight_decimals: u32,
+    /// Token limit of the embedder at training time.
+    pub max_tokens: usize,
+    /// Path of the training file as given on the command line.
+    pub train_file: String,
+    /// SHA-256 (hex) of the training file's bytes.
+    pub train_sha256: String,
+    /// Number of training examples.
+    pub train_examples: usize,
+    /// Training examples per label.
+    pub train_examples_per_label: BTreeMap<String, usize>,
+    /// Path of the held-out file, if one was evaluated.
+    pub heldout_file: Option<String>,
+    /// SHA-256 (hex) of the held-out file's bytes.
+    pub heldout_sha256: Option<String>,
+    /// Number of held-out examples.
+    pub heldout_examples: Option<usize>,
+}
+
+/// One point of the hyper-parameter search.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlphaScore {
+    /// Regularisation strength.
+    pub alpha: f64,
+    /// Mean cross-validation accuracy on the training set.
+    pub cv_accuracy: f64,
+}
+
+/// Evaluation numbers stored with a tier B artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierBMetrics {
+    /// Accuracy of the exported head on its own training set.
+    pub train_accuracy: f64,
+    /// Cross-validation accuracy of the selected `alpha` on the training set.
+    pub cv_accuracy: f64,
+    /// Held-out accuracy, if a held-out set was given (reported only, never used to select).
+    pub heldout_accuracy: Option<f64>,
+    /// Held-out macro-averaged F1.
+    pub heldout_macro_f1: Option<f64>,
+    /// Held-out precision/recall/F1 per label.
+    pub heldout_per_class: Option<BTreeMap<String, TierBClassScores>>,
+}
+
+/// Precision, recall and F1 of one label.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierBClassScores {
+    /// Correct predictions of the label / all predictions of it.
+    pub precision: f64,
+    /// Correct predictions of the label / all examples of it.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+    /// Number of examples of the label.
+    pub support: usize,
+}
+
+/// The tier B classifier: a validated linear head, rows in [`Intent::ALL`] order.
+///
+/// Cheap to share; `Send + Sync`. Classification costs one embedding plus a 7 × `dim` dot
+/// product.
+#[derive(Debug, Clone)]
+pub struct TierB {
+    dim: usize,
+    /// Row-major `[NUM_INTENTS][dim]`, canonical intent order.
+    weights: Vec<f32>,
+    intercepts: [f32; NUM_INTENTS],
+    version: String,
+    embedding_model: String,
+}
+
+impl TierB {
+    /// Parses and validates an artifact.
+    pub fn from_json(text: &str) -> Result<TierB, IntentError> {
+        let artifact: TierBArtifact = serde_json::from_str(text)?;
+        TierB::from_artifact(&artifact)
+    }
+
+    /// Reads, parses and validates an artifact file.
+    pub fn load(path: &Path) -> Result<TierB, IntentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| IntentError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        TierB::from_json(&text)
+    }
+
+    /// The artifact compiled into this crate (`artifacts/intent-tier-b-v1.json`).
+    pub fn builtin() -> Result<TierB, IntentError> {
+        TierB::from_json(BUILTIN_ARTIFACT)
+    }
+
+    /// Builds the head from a parsed artifact, validating every field.
+    pub fn from_artifact(artifact: &TierBArtifact) -> Result<TierB, IntentError> {
+        if artifact.schema_version != SCHEMA_VERSION {
+            return Err(IntentError::SchemaVersion {
+                found: artifact.schema_version,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        let dim = artifact.dim;
+        if dim == 0 {
+            return Err(IntentError::Dimensions("dim must be positive".into()));
+        }
+        let rows = label_rows(&artifact.labels)?;
+        if artifact.weights.len() != NUM_INTENTS || artifact.intercepts.len() != NUM_INTENTS {
+            return Err(IntentError::Dimensions(format!(
+                "expected {NUM_INTENTS} weight rows and intercepts, found {} and {}",
+                artifact.weights.len(),
+                artifact.intercepts.len()
+            )));
+        }
+        let mut weights = vec![0.0f32; NUM_INTENTS * dim];
+        let mut intercepts = [0.0f32; NUM_INTENTS];
+        for (j, (row, bias)) in artifact.weights.iter().zip(&artifact.intercepts).enumerate() {
+            if row.len() != dim {
+                return Err(IntentError::Dimensions(format!(
+                    "weight row {j} ({}) has {} values, dim is {dim}",
+                    artifact.labels[j],
+                    row.len()
+                )));
+            }
+            if !bias.is_finite() {
+                return Err(IntentError::NonFinite(format!("intercepts[{j}]")));
+            }
+            if let Some(k) = row.iter().position(|w| !w.is_finite()) {
+                return Err(IntentError::NonFinite(format!("weights[{j}][{k}]")));
+            }
+            let i = rows[j];
+            weights[i * dim..(i + 1) * dim].copy_from_slice(row);
+            intercepts[i] = *bias;
+        }
+        Ok(TierB {
+            dim,
+            weights,
+            intercepts,
+            version: artifact.version.clone(),
+            embedding_model: artifact.embedding_model.clone(),
+        })
+    }
+
+    /// The model version recorded in the artifact (e.g. `"intent-tier-b-v1"`).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Catalog id of the embedding model the head expects (e.g. `"all-minilm-l6-v2"`).
+    pub fn embedding_model(&self) -> &str {
+        &self.embedding_model
+    }
+
+    /// Embedding width the head expects.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Embeds `text` with `embedder` and classifies the embedding.
+    pub fn classify(
+        &self,
+        embedder: &dyn SentenceEmbedder,
+        text: &str,
+    ) -> Result<Prediction, TierBError> {
+        let embedding = embedder.embed(text).map_err(TierBError::Embedder)?;
+        self.classify_embedding(&embedding)
+    }
+
+    /// Classifies an embedding computed elsewhere (batch evaluation, a cache).
+    pub fn classify_embedding(&self, embedding: &[f32]) -> Result<Prediction, TierBError> {
+        Ok(from_logits(self.logits(embedding)?))
+    }
+
+    /// Raw scores (logits), indexed like [`Intent::ALL`].
+    pub fn logits(&self, embedding: &[f32]) -> Result<[f32; NUM_INTENTS], TierBError> {
+        if embedding.len() != self.dim {
+            return Err(TierBError::Dimension {
+                expected: self.dim,
+                found: embedding.len(),
+            });
+        }
+        if !embedding.iter().all(|x| x.is_finite()) {
+            return Err(TierBError::NonFinite);
+        }
+        let mut scores = self.intercepts;
+        for (score, row) in scores.iter_mut().zip(self.weights.chunks_exact(self.dim)) {
+            *score += row.iter().zip(embedding).map(|(w, x)| w * x).sum::<f32>();
+        }
+        Ok(scores)
+    }
+}
+
+/// Builds a [`Prediction`] from raw scores indexed like [`Intent::ALL`] with a numerically
+/// stable softmax (the same rule tier A uses).
+pub fn from_logits(scores: [f32; NUM_INTENTS]) -> Prediction {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut probabilities = [0.0f32; NUM_INTENTS];
+    let mut sum = 0.0f32;
+    for (p, s) in probabilities.iter_mut().zip(scores) {
+        *p = (s - max).exp();
+        sum += *p;
+    }
+    if sum.is_finite() && sum > 0.0 {
+        for p in &mut probabilities {
+            *p /= sum;
+        }
+    } else {
+        probabilities = [1.0 / NUM_INTENTS as f32; NUM_INTENTS];
+    }
+    let mut best = 0;
+    for (i, p) in probabilities.iter().enumerate() {
+        if *p > probabilities[best] {
+            best = i;
+        }
+    }
+    Prediction {
+        intent: Intent::ALL[best],
+        confidence: probabilities[best],
+        probabilities,
+    }
+}
+
+/// For each artifact row, the canonical index of its label; the labels must be a permutation
+/// of all intents.
+fn label_rows(labels: &[String]) -> Result<[usize; NUM_INTENTS], IntentError> {
+    if labels.len() != NUM_INTENTS {
+        return Err(IntentError::Labels(format!(
+            "expected {NUM_INTENTS} labels, found {}",
+            labels.len()
+        )));
+    }
+    let mut rows = [0usize; NUM_INTENTS];
+    let mut seen = [false; NUM_INTENTS];
+    for (j, label) in labels.iter().enumerate() {
+        let intent: Intent = label.parse()?;
+        if seen[intent.index()] {
+            return Err(IntentError::Labels(format!("label {label:?} appears twice")));
+        }
+        seen[intent.index()] = true;
+        rows[j] = intent.index();
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic fake embedder: one-hot on a chosen dimension, or an error.
+    struct OneHot {
+        dim: usize,
+        hot: usize,
+        fail: bool,
+    }
+
+    impl SentenceEmbedder for OneHot {
+        fn embed(&self, _text: &str) -> Result<Vec<f32>, String> {
+            if self.fail {
+                return Err("model not loaded".into());
+            }
+            let mut v = vec![0.0; self.dim];
+            v[self.hot] = 1.0;
+            Ok(v)
+        }
+        fn dim(&self) -> usize {
+            self.dim
+        }
+    }
+
+    /// Row `i` of label `labels[i]` puts weight 5 on dimension `i`.
+    fn artifact(labels: &[&str]) -> TierBArtifact {
+        let dim = 8;
+        TierBArtifact {
+            schema_version: SCHEMA_VERSION,
+            version: "intent-tier-b-test".into(),
+            embedding_model: "fake".into(),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            dim,
+            weights: (0..labels.len())
+                .map(|i| (0..dim).map(|k| if k == i { 5.0 } else { 0.0 }).collect())
+                .collect(),
+            intercepts: vec![0.0; labels.len()],
+            training: None,
+            metrics: None,
+        }
+    }
+
+    const CANONICAL: [&str; 7] = [
+        "chat",
+        "code",
+        "summarize",
+        "long-form",
+        "tool-use",
+        "classify",
+        "tts",
+    ];
+
+    #[test]
+    fn builtin_artifact_loads_and_matches_minilm() {
+        let tier_b = TierB::builtin().unwrap();
+        assert_eq!(tier_b.dim(), 384);
+        assert_eq!(tier_b.embedding_model(), "all-minilm-l6-v2");
+        assert_eq!(tier_b.version(), "intent-tier-b-v1");
+        let parsed: TierBArtifact = serde_json::from_str(BUILTIN_ARTIFACT).unwrap();
+        let metrics = parsed.metrics.unwrap();
+        assert!(metrics.heldout_accuracy.unwrap() >= 0.90);
+        assert_eq!(parsed.training.unwrap().train_sha256.len(), 64);
+    }
+
+    #[test]
+    fn classify_maps_rows_to_canonical_intents_even_when_permuted() {
+        let mut labels = CANONICAL;
+        labels.reverse(); // row 0 is now "tts"
+        let tier_b = TierB::from_artifact(&artifact(&labels)).unwrap();
+        for (row, label) in labels.iter().enumerate() {
+            let embedder = OneHot {
+                dim: 8,
+                hot: row,
+                fail: false,
+            };
+            let p = tier_b.classify(&embedder, "anything").unwrap();
+            assert_eq!(p.intent.as_str(), *label);
+            assert!(p.confidence > 0.9);
+            assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert_eq!(p.probability(p.intent), p.confidence);
+        }
+    }
+
+    #[test]
+    fn embedder_failures_and_wrong_widths_are_errors() {
+        let tier_b = TierB::from_artifact(&artifact(&CANONICAL)).unwrap();
+        let failing = OneHot {
+            dim: 8,
+            hot: 0,
+            fail: true,
+        };
+        assert!(matches!(
+            tier_b.classify(&failing, "x"),
+            Err(TierBError::Embedder(m)) if m.contains("not loaded")
+        ));
+        assert_eq!(
+            tier_b.classify_embedding(&[0.0; 5]),
+            Err(TierBError::Dimension {
+                expected: 8,
+                found: 5
+            })
+        );
+        let mut nan = [0.0f32; 8];
+        nan[3] = f32::NAN;
+        assert_eq!(tier_b.classify_embedding(&nan), Err(TierBError::NonFinite));
+    }
+
+    #[test]
+    fn invalid_artifacts_are_rejected() {
+        let mut a = artifact(&CANONICAL);
+        a.schema_version = 2;
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::SchemaVersion { found: 2, .. })
+        ));
+
+        let mut a = artifact(&CANONICAL);
+        a.labels[1] = "chat".into();
+        assert!(matches!(TierB::from_artifact(&a), Err(IntentError::Labels(_))));
+
+        let mut a = artifact(&CANONICAL);
+        a.labels[1] = "poetry".into();
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::UnknownLabel(_))
+        ));
+
+        let a = artifact(&CANONICAL[..6]);
+        assert!(matches!(TierB::from_artifact(&a), Err(IntentError::Labels(_))));
+
+        let mut a = artifact(&CANONICAL);
+        a.weights[2].pop();
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::Dimensions(_))
+        ));
+
+        let mut a = artifact(&CANONICAL);
+        a.weights[4][1] = f32::INFINITY;
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::NonFinite(m)) if m == "weights[4][1]"
+        ));
+
+        let mut a = artifact(&CANONICAL);
+        a.intercepts[0] = f32::NAN;
+        assert!(matches!(TierB::from_artifact(&a), Err(IntentError::NonFinite(_))));
+
+        assert!(matches!(
+            TierB::from_json("{\"schema_version\": 1}"),
+            Err(IntentError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn from_logits_is_a_stable_softmax() {
+        let p = from_logits([1000.0, 0.0, 0.0, 0.0, 0.0, 0.0, 999.0]);
+        assert_eq!(p.intent, Intent::Chat);
+        assert!((p.probabilities[0] - 0.7311).abs() < 1e-3);
+        assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        let uniform = from_logits([0.0; NUM_INTENTS]);
+        assert!((uniform.confidence - 1.0 / 7.0).abs() < 1e-6);
+    }
+}
