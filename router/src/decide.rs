@@ -18,6 +18,9 @@ use crate::stage3::inputs::ModelView;
 use crate::stage3::policy::{self, arm, Ask, Learners, World};
 use crate::AUTO_MODEL;
 
+/// Answer length the latency prediction assumes when a request does not set `max_tokens`.
+pub const TYPICAL_ANSWER_TOKENS: u32 = 128;
+
 /// What the router runs with; replaced as a whole on reload.
 #[derive(Clone)]
 pub struct RouterConfig {
@@ -184,6 +187,7 @@ impl Router {
             models: view.models,
         };
         let max_tokens = request.max_tokens.unwrap_or(view.default_max_tokens);
+        let predict_tokens = request.max_tokens.unwrap_or(TYPICAL_ANSWER_TOKENS).min(max_tokens);
         let mut placements = Vec::with_capacity(tasks.len());
         {
             let mut learners = self.learners.lock().unwrap_or_else(PoisonError::into_inner);
@@ -194,6 +198,7 @@ impl Router {
                     intent: classifier.as_ref().map(|c| c.intent.as_str()),
                     prompt_tokens: features.prompt_tokens,
                     max_tokens,
+                    predict_tokens,
                     security,
                     slo_hint_ms: features.hints.slo_ms,
                     // The client's model names the final (generating) step.

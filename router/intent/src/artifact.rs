@@ -109,9 +109,12 @@ pub struct TrainingInfo {
     /// Cross-validation results, one per candidate `alpha`.
     #[serde(default)]
     pub cv: Vec<CvScore>,
-    /// Distinct hash buckets seen in the training data (the columns of the design matrix).
+    /// Hash buckets used as columns of the design matrix.
     #[serde(default)]
     pub train_buckets: usize,
+    /// Buckets present in fewer training examples than this were left out.
+    #[serde(default)]
+    pub min_bucket_examples: usize,
 }
 
 /// Cross-validated quality of one regularisation strength (training split only).

@@ -23,8 +23,11 @@ pub struct Ask<'a> {
     pub intent: Option<&'a str>,
     /// Estimated prompt tokens.
     pub prompt_tokens: u32,
-    /// Tokens to generate.
+    /// Tokens the request may generate (for the context check).
     pub max_tokens: u32,
+    /// Tokens the latency prediction assumes: the request's `max_tokens` when it set one, else
+    /// a typical answer length.
+    pub predict_tokens: u32,
     /// Effective security level.
     pub security: SecurityLevel,
     /// Latency target from the request's hint, if any.
@@ -228,7 +231,7 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
                 }
             };
             let latency = learners.latency.get(&model.id, &engine, prior(model, &engine));
-            let predicted_ms = latency.predict_ms(ask.max_tokens);
+            let predicted_ms = latency.predict_ms(ask.predict_tokens);
             rejected = rejected
                 .or_else(|| feasibility::security(ask.security, &engine))
                 .or_else(|| feasibility::context(model, context))
@@ -288,6 +291,11 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
 
     // Scoring.
     let weights = &policy.scoring;
+    let max_quality = policy
+        .tiers
+        .values()
+        .map(|t| f64::from(t.quality))
+        .fold(1.0, f64::max);
     let headroom = thermal_pressure(celsius, thermal.throttle_c);
     for c in candidates.iter_mut().filter(|c| c.rejected.is_none()) {
         let load = world
@@ -296,8 +304,9 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
             .find(|m| m.id == c.model)
             .map(ModelView::load)
             .unwrap_or(0.0);
-        let latency = c.predicted_ms / f64::from(slo_ms.max(1));
-        let slo_miss = if latency > 1.0 { 1.0 } else { 0.0 };
+        // Under the SLO only a small tie-breaker; over it, the overshoot counts in full.
+        let ratio = c.predicted_ms / f64::from(slo_ms.max(1));
+        let latency = 0.1 * ratio.min(1.0) + (ratio - 1.0).clamp(0.0, 4.0);
         let quality = match (
             wanted_quality,
             c.tier.as_deref().and_then(|t| policy.tiers.get(t)),
@@ -306,9 +315,11 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
             (Some(_), None) => 1.0,
             (None, _) => 0.0,
         };
-        let heat = if is_local_cpu(&c.engine) { 0.0 } else { headroom };
+        // Near the throttle limit, heavier tiers pay more: a nudge towards lighter work before
+        // the hard thermal filter takes over.
+        let heat = headroom * c.tier.as_deref().and_then(|t| policy.tiers.get(t)).map_or(1.0, |t| f64::from(t.quality) / max_quality);
         c.score = Some(
-            f64::from(weights.latency) * (latency.min(4.0) + slo_miss)
+            f64::from(weights.latency) * latency
                 + f64::from(weights.quality) * quality
                 + f64::from(weights.thermal) * heat
                 + f64::from(weights.queue) * load,

@@ -91,7 +91,7 @@ impl ReplayCollector {
         })
     }
 
-    /// Loads `path` (see [`crate::trace`] for the format) and replays it at `speed`.
+    /// Loads `path` (format: [`ReplayTrace`]) and replays it at `speed`.
     pub fn from_file(path: impl AsRef<Path>, speed: f64) -> Result<Self, TraceError> {
         Self::new(ReplayTrace::load(path)?, speed)
     }

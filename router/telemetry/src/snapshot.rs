@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::ser::SerializeStruct;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::stats::{
     CpuStats, GpuStats, MemoryPressure, MemoryStats, TemperatureReading, ThermalState,
@@ -17,8 +16,9 @@ use crate::stats::{
 /// One reading of the machine, assembled by the collectors of a [`crate::Sampler`].
 ///
 /// Build one with [`Snapshot::now`] (stamps the current time) or `Snapshot::default()` in
-/// tests. Serializes with an extra `age_ms` field computed at serialization time.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// tests. Serializes without `taken_at` (an `Instant` means nothing outside this process) and
+/// without an age: whoever serves a snapshot adds `age_ms` from [`Snapshot::age`] at that time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Snapshot {
     /// When the snapshot was taken, in milliseconds since the Unix epoch (0 when unknown).
@@ -225,25 +225,6 @@ pub(crate) fn max_f32(values: impl Iterator<Item = f32>) -> Option<f32> {
         })
 }
 
-impl Serialize for Snapshot {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Snapshot", 11)?;
-        s.serialize_field("taken_at_unix_ms", &self.taken_at_unix_ms)?;
-        let age_ms = u64::try_from(self.age().as_millis()).unwrap_or(u64::MAX);
-        s.serialize_field("age_ms", &age_ms)?;
-        s.serialize_field("sources", &self.sources)?;
-        s.serialize_field("cpu", &self.cpu)?;
-        s.serialize_field("memory", &self.memory)?;
-        s.serialize_field("temperatures", &self.temperatures)?;
-        s.serialize_field("max_temperature_c", &self.max_temperature_c)?;
-        s.serialize_field("gpus", &self.gpus)?;
-        s.serialize_field("thermal_state", &self.thermal_state)?;
-        s.serialize_field("memory_pressure", &self.memory_pressure)?;
-        s.serialize_field("notes", &self.notes)?;
-        s.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,11 +279,20 @@ mod tests {
     }
 
     #[test]
-    fn serializes_age() {
-        let s = Snapshot::now();
+    fn serializes_without_instant_and_round_trips() {
+        let mut s = Snapshot::now();
+        s.finalize();
         let v = serde_json::to_value(&s).unwrap();
-        assert!(v["age_ms"].as_u64().is_some());
+        assert!(v["taken_at_unix_ms"].as_u64().is_some_and(|ms| ms > 0));
+        assert!(v.get("taken_at").is_none() && v.get("age_ms").is_none());
         assert!(v["max_temperature_c"].is_null());
+        let back: Snapshot = serde_json::from_value(v).unwrap();
+        assert_eq!(back.taken_at, None);
+        assert_eq!(back.notes, s.notes);
+        assert!(
+            back.age() < Duration::from_secs(60),
+            "age from the wall clock"
+        );
     }
 
     #[test]

@@ -166,6 +166,10 @@ pub enum EndBehavior {
 }
 
 /// A parsed trace: optional header and at least one record, sorted by time.
+///
+/// JSONL, one object per line: an optional first-line [`TraceHeader`] (no `t_ms`), then
+/// [`TraceRecord`]s with strictly increasing `t_ms`. Bad lines are [`TraceError::Line`] with the
+/// file, the 1-based line and what is wrong. Full format: `traces/README.md` in this crate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReplayTrace {
     origin: PathBuf,

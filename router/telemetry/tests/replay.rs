@@ -38,13 +38,15 @@ fn parses_header_records_and_comments() {
 }
 
 fn line_error(text: &str) -> (usize, String) {
-    match parse(text) {
-        Err(TraceError::Line { line, message, .. }) => {
-            let shown = parse(text).unwrap_err().to_string();
-            assert!(
-                shown.starts_with(&format!("inline.jsonl:{line}: ")),
-                "{shown}"
-            );
+    let err = match parse(text) {
+        Ok(trace) => panic!("expected a line error, got {trace:?}"),
+        Err(e) => e,
+    };
+    let shown = err.to_string();
+    match err {
+        TraceError::Line { line, message, .. } => {
+            let prefix = format!("inline.jsonl:{line}: ");
+            assert!(shown.starts_with(&prefix), "{shown}");
             (line, message)
         }
         other => panic!("expected a line error, got {other:?}"),

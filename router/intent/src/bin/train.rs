@@ -27,6 +27,8 @@ usage: switchyard-train-intent [options]
   --out PATH        artifact to write (default: <crate>/artifacts/intent-tier-a-v1.json)
   --alpha A[,B..]   L2 strength candidates (default: 0.03,0.1,0.3; one value skips CV)
   --folds K         cross-validation folds on the training data (default: 5)
+  --min-df N        drop buckets seen in fewer than N training examples (default: 2)
+  --max-iterations N  L-BFGS iteration cap (default: 400)
   --check           do not write; fail unless --out already holds exactly this artifact
   --quiet           print only the summary lines
   -h, --help        this text
@@ -38,6 +40,8 @@ struct Options {
     out: PathBuf,
     alphas: Option<Vec<f64>>,
     folds: Option<usize>,
+    min_df: Option<usize>,
+    max_iterations: Option<u64>,
     check: bool,
     quiet: bool,
 }
@@ -54,6 +58,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
         out: dir.join("artifacts/intent-tier-a-v1.json"),
         alphas: None,
         folds: None,
+        min_df: None,
+        max_iterations: None,
         check: false,
         quiet: false,
     };
@@ -80,6 +86,16 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
             "--folds" => {
                 let text = value("--folds")?;
                 options.folds = Some(text.parse().map_err(|e| format!("--folds {text:?}: {e}"))?);
+            }
+            "--min-df" => {
+                let text = value("--min-df")?;
+                options.min_df =
+                    Some(text.parse().map_err(|e| format!("--min-df {text:?}: {e}"))?);
+            }
+            "--max-iterations" => {
+                let text = value("--max-iterations")?;
+                options.max_iterations =
+                    Some(text.parse().map_err(|e| format!("--max-iterations {text:?}: {e}"))?);
             }
             "--check" => options.check = true,
             "--quiet" => options.quiet = true,
@@ -123,6 +139,12 @@ fn run(options: &Options, out: &mut impl Write) -> Result<bool, Box<dyn std::err
     }
     if let Some(folds) = options.folds {
         cfg.cv_folds = folds;
+    }
+    if let Some(min_df) = options.min_df {
+        cfg.min_bucket_examples = min_df;
+    }
+    if let Some(max_iterations) = options.max_iterations {
+        cfg.max_iterations = max_iterations;
     }
 
     let counts = train_set.counts();
