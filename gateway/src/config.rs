@@ -247,7 +247,8 @@ impl Config {
     /// watch for changes).
     pub fn resolve_profile(
         &self,
-    ) -> Result<(switchyard_profiles::Profile, Vec<PathBuf>), switchyard_profiles::ProfileError> {
+    ) -> Result<(switchyard_profiles::Profile, Vec<PathBuf>), switchyard_profiles::ProfileError>
+    {
         let profile = switchyard_profiles::resolve(&self.profile)?;
         let files = profile
             .origin

@@ -176,19 +176,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Starts the background sampler: live collectors, or the configured replay trace.
 fn start_telemetry(config: &Config) -> anyhow::Result<TelemetryFeed> {
     let period = std::time::Duration::from_millis(config.telemetry.period_ms);
-    let collectors: Vec<Box<dyn switchyard_telemetry::Collector + Send>> =
-        match &config.telemetry.replay {
-            Some(path) => {
-                let replay = switchyard_telemetry::ReplayCollector::from_file(
-                    path,
-                    config.telemetry.replay_speed,
-                )
-                .with_context(|| format!("telemetry.replay {}", path.display()))?;
-                tracing::warn!(trace = %path.display(), "telemetry replays a recorded trace, not this machine");
-                vec![Box::new(replay)]
-            }
-            None => switchyard_telemetry::default_collectors(),
-        };
+    let collectors: Vec<Box<dyn switchyard_telemetry::Collector + Send>> = match &config
+        .telemetry
+        .replay
+    {
+        Some(path) => {
+            let replay = switchyard_telemetry::ReplayCollector::from_file(
+                path,
+                config.telemetry.replay_speed,
+            )
+            .with_context(|| format!("telemetry.replay {}", path.display()))?;
+            tracing::warn!(trace = %path.display(), "telemetry replays a recorded trace, not this machine");
+            vec![Box::new(replay)]
+        }
+        None => switchyard_telemetry::default_collectors(),
+    };
     Ok(TelemetryFeed::Live(switchyard_telemetry::Sampler::start(
         collectors, period,
     )))

@@ -63,11 +63,17 @@ impl RouterMetrics {
             &["intent", "tier"],
         )?;
         let errors = IntCounterVec::new(
-            Opts::new("switchyard_route_errors_total", "Requests the router refused"),
+            Opts::new(
+                "switchyard_route_errors_total",
+                "Requests the router refused",
+            ),
             &["kind"],
         )?;
         let reloads = IntCounterVec::new(
-            Opts::new("switchyard_profile_reloads_total", "Profile reloads by result"),
+            Opts::new(
+                "switchyard_profile_reloads_total",
+                "Profile reloads by result",
+            ),
             &["result"],
         )?;
         let reload_error = IntGauge::new(
@@ -75,7 +81,10 @@ impl RouterMetrics {
             "1 while the last profile reload failed and the previous profile stays in force",
         )?;
         let profile_info = IntGaugeVec::new(
-            Opts::new("switchyard_profile_info", "The device and policy profiles in force"),
+            Opts::new(
+                "switchyard_profile_info",
+                "The device and policy profiles in force",
+            ),
             &["device", "policy"],
         )?;
         let telemetry = GaugeVec::new(

@@ -75,14 +75,13 @@ pub async fn watch(state: Arc<AppState>, every: Duration) {
     let mut seen = stamps(&files);
     let mut tick = tokio::time::interval(every);
     #[cfg(unix)]
-    let mut hangup =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; file changes still reload");
-                None
-            }
-        };
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; file changes still reload");
+            None
+        }
+    };
     loop {
         #[cfg(unix)]
         let sighup = async {

@@ -56,7 +56,11 @@ pub struct ModelStatic {
 pub fn measure(manifest: &Manifest, config: &EngineConfig) -> ModelStatic {
     let engine = switchyard_engines::engine_for(manifest);
     let engines = match &engine {
-        Ok(e) => vec![format!("{}/{}", e.name(), switchyard_engines::device_of(e.name()))],
+        Ok(e) => vec![format!(
+            "{}/{}",
+            e.name(),
+            switchyard_engines::device_of(e.name())
+        )],
         Err(_) => Vec::new(),
     };
     let memory = engine
@@ -125,10 +129,7 @@ pub struct Routing {
 }
 
 /// Builds the router configuration for a profile.
-pub fn router_config(
-    profile: Profile,
-    tier_b: Option<TierBSetup>,
-) -> anyhow::Result<RouterConfig> {
+pub fn router_config(profile: Profile, tier_b: Option<TierBSetup>) -> anyhow::Result<RouterConfig> {
     let tier_a = TierA::builtin()?;
     Ok(RouterConfig {
         profile: Arc::new(profile),

@@ -49,7 +49,10 @@ fn dirs_cache() -> Option<PathBuf> {
 fn tier_b() -> Option<TierBSetup> {
     let paths = MiniLmPaths::in_models_dir(&models_dir());
     if !paths.all_present() {
-        eprintln!("tier B skipped: MiniLM / onnxruntime not in {}", models_dir().display());
+        eprintln!(
+            "tier B skipped: MiniLM / onnxruntime not in {}",
+            models_dir().display()
+        );
         return None;
     }
     switchyard_engine_onnx::init_runtime(&paths.runtime_library).ok()?;
@@ -121,7 +124,12 @@ fn unsure_text(tier_a: &TierA, threshold: f32) -> Option<String> {
         .map(|t| (*t).to_owned())
 }
 
-fn percentiles(router: &Router, request: &RouteRequest, view: &BoxView<'_>, n: usize) -> (Duration, Duration) {
+fn percentiles(
+    router: &Router,
+    request: &RouteRequest,
+    view: &BoxView<'_>,
+    n: usize,
+) -> (Duration, Duration) {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n.min(200) {
         black_box(router.decide(request, view, false).ok());
@@ -154,17 +162,28 @@ fn bench(c: &mut Criterion) {
         default_max_tokens: 512,
     };
     let mut cases = vec![
-        ("tier_a_short_text", chat(vec![Part::Text("What's the capital of France?".into())])),
+        (
+            "tier_a_short_text",
+            chat(vec![Part::Text("What's the capital of France?".into())]),
+        ),
         (
             "image_request",
             chat(vec![
                 Part::Text("What does this sign say?".into()),
-                Part::Bytes { claimed: Claimed::Image, data: png(), field: "messages[0].content[1]".into() },
+                Part::Bytes {
+                    claimed: Claimed::Image,
+                    data: png(),
+                    field: "messages[0].content[1]".into(),
+                },
             ]),
         ),
         (
             "audio_request",
-            chat(vec![Part::Bytes { claimed: Claimed::Audio, data: wav(), field: "messages[0].content[0]".into() }]),
+            chat(vec![Part::Bytes {
+                claimed: Claimed::Audio,
+                data: wav(),
+                field: "messages[0].content[0]".into(),
+            }]),
         ),
     ];
     if router.config().classifiers.tier_b.is_some() {
@@ -175,14 +194,27 @@ fn bench(c: &mut Criterion) {
     }
     for (name, request) in &cases {
         let decision = router.decide(request, &view, false);
-        let summary = decision.as_ref().map(|d| d.summary()).unwrap_or_else(|e| e.to_string());
-        let n = if name.starts_with("tier_b") { 2_000 } else { 20_000 };
+        let summary = decision
+            .as_ref()
+            .map(|d| d.summary())
+            .unwrap_or_else(|e| e.to_string());
+        let n = if name.starts_with("tier_b") {
+            2_000
+        } else {
+            20_000
+        };
         let (p50, p99) = percentiles(&router, request, &view, n);
-        println!("{name:28} p50 {:>9.1} us  p99 {:>9.1} us  ({n} decisions)  {summary}", p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6);
+        println!(
+            "{name:28} p50 {:>9.1} us  p99 {:>9.1} us  ({n} decisions)  {summary}",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6
+        );
     }
     let mut group = c.benchmark_group("route_decision");
     for (name, request) in &cases {
-        group.bench_function(*name, |b| b.iter(|| black_box(router.decide(request, &view, false).ok())));
+        group.bench_function(*name, |b| {
+            b.iter(|| black_box(router.decide(request, &view, false).ok()))
+        });
     }
     group.finish();
 }

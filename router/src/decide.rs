@@ -97,9 +97,18 @@ impl Router {
     }
 
     /// Folds an observed run into the latency EWMA and the learned-mode beliefs.
-    pub fn observe(&self, model: &str, engine: &str, ttft_ms: f64, per_token_ms: f64, slo_met: bool) {
+    pub fn observe(
+        &self,
+        model: &str,
+        engine: &str,
+        ttft_ms: f64,
+        per_token_ms: f64,
+        slo_met: bool,
+    ) {
         let mut learners = self.learners.lock().unwrap_or_else(PoisonError::into_inner);
-        learners.latency.observe(model, engine, ttft_ms, per_token_ms);
+        learners
+            .latency
+            .observe(model, engine, ttft_ms, per_token_ms);
         learners.bandit.reward(&arm(model, engine), slo_met);
     }
 
@@ -150,7 +159,9 @@ impl Router {
 
         // Stage 2.
         let classify = features.modalities.text
-            && (explain || features.early_exit.is_none() || request.endpoint == Endpoint::AudioSpeech);
+            && (explain
+                || features.early_exit.is_none()
+                || request.endpoint == Endpoint::AudioSpeech);
         let classifier = if classify {
             let started = Instant::now();
             let text = request.joined_text();
@@ -162,7 +173,10 @@ impl Router {
             );
             stages.push(StageTrace {
                 stage: "intent",
-                output: format!("{} {:.2} ({})", outcome.intent, outcome.confidence, outcome.reason),
+                output: format!(
+                    "{} {:.2} ({})",
+                    outcome.intent, outcome.confidence, outcome.reason
+                ),
                 nanos: nanos_since(started),
                 explain_only: features.early_exit.is_some(),
             });
@@ -187,7 +201,10 @@ impl Router {
             models: view.models,
         };
         let max_tokens = request.max_tokens.unwrap_or(view.default_max_tokens);
-        let predict_tokens = request.max_tokens.unwrap_or(TYPICAL_ANSWER_TOKENS).min(max_tokens);
+        let predict_tokens = request
+            .max_tokens
+            .unwrap_or(TYPICAL_ANSWER_TOKENS)
+            .min(max_tokens);
         let mut placements = Vec::with_capacity(tasks.len());
         {
             let mut learners = self.learners.lock().unwrap_or_else(PoisonError::into_inner);
@@ -242,7 +259,10 @@ impl Router {
             let task = tasks.last().copied().unwrap_or("llm");
             return Err(RouteError::NoModel(format!(
                 "no model can serve {task} now: {}",
-                reasons.last().map(String::as_str).unwrap_or("nothing installed")
+                reasons
+                    .last()
+                    .map(String::as_str)
+                    .unwrap_or("nothing installed")
             )));
         }
         let router_ns = stages.iter().map(|s| s.nanos).sum();

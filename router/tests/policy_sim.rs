@@ -64,7 +64,12 @@ fn request(text: &str, security: Option<&str>) -> RouteRequest {
     }
 }
 
-fn decide(router: &Router, req: &RouteRequest, snapshot: &Snapshot, models: &[ModelView]) -> (String, String) {
+fn decide(
+    router: &Router,
+    req: &RouteRequest,
+    snapshot: &Snapshot,
+    models: &[ModelView],
+) -> (String, String) {
     let view = BoxView {
         snapshot,
         models,
@@ -82,8 +87,16 @@ fn heating_jetson_falls_back_within_one_period_and_returns_after_the_band() {
     let band = profile.policy.thermal.hysteresis_c;
     let router = router(profile);
     let models = [
-        model("smollm2-135m-instruct", &["llama.cpp/cuda", "llama.cpp/cpu"], 100_000_000),
-        model("gemma3-270m", &["llama.cpp/cuda", "llama.cpp/cpu"], 250_000_000),
+        model(
+            "smollm2-135m-instruct",
+            &["llama.cpp/cuda", "llama.cpp/cpu"],
+            100_000_000,
+        ),
+        model(
+            "gemma3-270m",
+            &["llama.cpp/cuda", "llama.cpp/cpu"],
+            250_000_000,
+        ),
     ];
     let req = request(CODE, None);
     let replay = trace("jetson-orin-nano-heating.jsonl");
@@ -100,13 +113,19 @@ fn heating_jetson_falls_back_within_one_period_and_returns_after_the_band() {
         }
         let (chosen, engine) = decide(&router, &req, &snapshot, &models);
         if hot {
-            assert_eq!(chosen, "smollm2-135m-instruct", "t={t:?} {temp:.1} C should be on the fallback");
+            assert_eq!(
+                chosen, "smollm2-135m-instruct",
+                "t={t:?} {temp:.1} C should be on the fallback"
+            );
             went_hot_at.get_or_insert(t);
             if temp >= critical {
                 assert_eq!(engine, "llama.cpp/cpu", "t={t:?} critical: CPU only");
             }
         } else {
-            assert_eq!(chosen, "gemma3-270m", "t={t:?} {temp:.1} C: code goes to the large tier");
+            assert_eq!(
+                chosen, "gemma3-270m",
+                "t={t:?} {temp:.1} C: code goes to the large tier"
+            );
             assert_eq!(engine, "llama.cpp/cuda");
             if went_hot_at.is_some() {
                 came_back_at.get_or_insert(t);
@@ -117,9 +136,7 @@ fn heating_jetson_falls_back_within_one_period_and_returns_after_the_band() {
     // Between the limit and limit - band on the way down, the route must not flap back.
     let dwell = replay
         .steps(Duration::from_secs(1))
-        .filter(|(t, s)| {
-            *t > hot_at && *t < back_at && s.hottest_c().unwrap() < throttle
-        })
+        .filter(|(t, s)| *t > hot_at && *t < back_at && s.hottest_c().unwrap() < throttle)
         .count();
     assert!(dwell > 0, "the trace cools through the hysteresis band");
 }
@@ -131,7 +148,11 @@ fn nearly_full_vram_keeps_the_large_model_off_the_gpu() {
     let budget = profile.device.memory.vram_budget_mib.unwrap() * 1024 * 1024;
     let router = router(profile);
     let large = model("gemma3-270m", &["llama.cpp/cuda"], 6 * GIB);
-    let small = model("smollm2-135m-instruct", &["llama.cpp/cuda", "llama.cpp/cpu"], GIB);
+    let small = model(
+        "smollm2-135m-instruct",
+        &["llama.cpp/cuda", "llama.cpp/cpu"],
+        GIB,
+    );
     let large_need = large.bytes_for_context(64 + 16);
     let models = [small, large];
     let req = request(CODE, None);
@@ -142,9 +163,15 @@ fn nearly_full_vram_keeps_the_large_model_off_the_gpu() {
         let (chosen, engine) = decide(&router, &req, &snapshot, &models);
         if room < large_need {
             saw_refused = true;
-            assert_ne!(chosen, "gemma3-270m", "t={t:?}: {free} bytes free, large model chosen");
+            assert_ne!(
+                chosen, "gemma3-270m",
+                "t={t:?}: {free} bytes free, large model chosen"
+            );
             if room < GIB + 64 * 1024 * 80 {
-                assert_eq!(engine, "llama.cpp/cpu", "t={t:?}: small model moves off the full GPU");
+                assert_eq!(
+                    engine, "llama.cpp/cpu",
+                    "t={t:?}: small model moves off the full GPU"
+                );
             }
         } else if room > large_need + GIB {
             saw_large = true;
@@ -157,10 +184,23 @@ fn nearly_full_vram_keeps_the_large_model_off_the_gpu() {
 #[test]
 fn airgap_never_leaves_local_cpu_engines() {
     let models = [
-        model("smollm2-135m-instruct", &["llama.cpp/cuda", "llama.cpp/cpu"], 100_000_000),
-        model("gemma3-270m", &["llama.cpp/cuda", "llama.cpp/cpu"], 250_000_000),
+        model(
+            "smollm2-135m-instruct",
+            &["llama.cpp/cuda", "llama.cpp/cpu"],
+            100_000_000,
+        ),
+        model(
+            "gemma3-270m",
+            &["llama.cpp/cuda", "llama.cpp/cpu"],
+            250_000_000,
+        ),
     ];
-    let texts = [CODE, "hi there, how are you?", "Summarize this: the meeting moved to Friday.", "What's the weather in Oslo?"];
+    let texts = [
+        CODE,
+        "hi there, how are you?",
+        "Summarize this: the meeting moved to Friday.",
+        "What's the weather in Oslo?",
+    ];
     // The client asks for airgap under the default policy...
     let by_hint = router(resolve("jetson-orin-nano-8gb").unwrap());
     // ...or the policy forces it whatever the client says.
@@ -195,7 +235,13 @@ fn learned_mode_moves_traffic_to_the_candidate_that_meets_its_slo() {
         model("gemma3-270m", &["llama.cpp/cpu"], 250_000_000),
     ];
     let req = request("hey, how's it going?", None);
-    assert_eq!(TierA::builtin().unwrap().classify("hey, how's it going?").intent, Intent::Chat);
+    assert_eq!(
+        TierA::builtin()
+            .unwrap()
+            .classify("hey, how's it going?")
+            .intent,
+        Intent::Chat
+    );
     let snapshot = Snapshot::now();
     let mut outcomes = StdRng::seed_from_u64(7);
     let total = min_samples + 400;
@@ -212,5 +258,8 @@ fn learned_mode_moves_traffic_to_the_candidate_that_meets_its_slo() {
     }
     // Before min_samples the fixed weights send short chat to the small tier; afterwards the
     // bandit must have found the better candidate.
-    assert!(late_gemma >= 160, "gemma got {late_gemma}/200 of the late traffic");
+    assert!(
+        late_gemma >= 160,
+        "gemma got {late_gemma}/200 of the late traffic"
+    );
 }

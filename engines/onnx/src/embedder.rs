@@ -317,7 +317,9 @@ impl MiniLmEmbedder {
             .encode_fast(text, true)
             .map_err(|e| OnnxError::Tokenize(e.to_string()))?;
         if encoding.is_empty() {
-            return Err(OnnxError::Tokenize("the tokenizer produced no tokens".into()));
+            return Err(OnnxError::Tokenize(
+                "the tokenizer produced no tokens".into(),
+            ));
         }
         Ok(encoding)
     }
@@ -335,7 +337,10 @@ impl MiniLmEmbedder {
                 .map(SessionInputValue::from)
                 .map_err(|e| OnnxError::Inference(e.to_string()))
         };
-        let mut inputs = vec![(INPUT_IDS.into(), view(ids)?), (ATTENTION_MASK.into(), view(mask)?)];
+        let mut inputs = vec![
+            (INPUT_IDS.into(), view(ids)?),
+            (ATTENTION_MASK.into(), view(mask)?),
+        ];
         if self.has_token_type_ids {
             inputs.push((TOKEN_TYPE_IDS.into(), view(types)?));
         }
@@ -388,7 +393,9 @@ fn fill(
 /// Checks `[batch, tokens, hidden]` and returns `hidden`.
 fn check_shape(shape: &[i64], batch: usize, tokens: usize) -> Result<usize, OnnxError> {
     match shape {
-        [b, t, h] if usize::try_from(*b) == Ok(batch) && usize::try_from(*t) == Ok(tokens) && *h > 0 => {
+        [b, t, h]
+            if usize::try_from(*b) == Ok(batch) && usize::try_from(*t) == Ok(tokens) && *h > 0 =>
+        {
             usize::try_from(*h).map_err(|e| OnnxError::Output(e.to_string()))
         }
         _ => Err(OnnxError::Output(format!(

@@ -30,7 +30,12 @@ fn embeddings_are_unit_length_384_floats_on_cpu() {
     assert_eq!(e.dim(), 384);
     assert_eq!(e.execution_provider(), ExecutionProvider::Cpu);
     assert_eq!(e.execution_provider().as_str(), "cpu");
-    for text in ["hello", "Write a Rust function that reverses a string", "", "🙂 ?!"] {
+    for text in [
+        "hello",
+        "Write a Rust function that reverses a string",
+        "",
+        "🙂 ?!",
+    ] {
         let v = e.embed(text).unwrap();
         assert_eq!(v.len(), 384, "{text:?}");
         assert!(v.iter().all(|x| x.is_finite()), "{text:?}");
@@ -44,13 +49,21 @@ fn paraphrases_are_closer_than_unrelated_texts() {
     let Some(e) = embedder("paraphrases_are_closer_than_unrelated_texts") else {
         return;
     };
-    let a = e.embed("Can you summarize this article in three sentences?").unwrap();
-    let b = e.embed("Please give me a short summary of this text.").unwrap();
-    let c = e.embed("What's the weather going to be like in Paris tomorrow?").unwrap();
+    let a = e
+        .embed("Can you summarize this article in three sentences?")
+        .unwrap();
+    let b = e
+        .embed("Please give me a short summary of this text.")
+        .unwrap();
+    let c = e
+        .embed("What's the weather going to be like in Paris tomorrow?")
+        .unwrap();
     let (ab, ac, bc) = (cosine(&a, &b), cosine(&a, &c), cosine(&b, &c));
     assert!(ab > ac + 0.2 && ab > bc + 0.2, "ab {ab} ac {ac} bc {bc}");
     // Same text, same vector.
-    let a2 = e.embed("Can you summarize this article in three sentences?").unwrap();
+    let a2 = e
+        .embed("Can you summarize this article in three sentences?")
+        .unwrap();
     assert!(cosine(&a, &a2) > 0.99999);
 }
 
@@ -64,7 +77,9 @@ fn matches_python_onnxruntime_reference() {
     let cases: [(&str, [f32; 6]); 2] = [
         (
             "hello",
-            [-0.066655, 0.048998, 0.055886, 0.082741, -0.082367, -0.074121],
+            [
+                -0.066655, 0.048998, 0.055886, 0.082741, -0.082367, -0.074121,
+            ],
         ),
         (
             "Can you summarize this article in three sentences?",
@@ -128,7 +143,10 @@ fn bad_files_give_clear_errors() {
     let other = std::env::temp_dir().join("libonnxruntime-other.so");
     std::fs::write(&other, b"x").unwrap();
     let err = init_runtime(&other).unwrap_err();
-    assert!(matches!(err, OnnxError::RuntimeAlreadyLoaded { .. }), "{err}");
+    assert!(
+        matches!(err, OnnxError::RuntimeAlreadyLoaded { .. }),
+        "{err}"
+    );
 
     let dir = tempfile_dir();
     let missing = dir.join("nope.onnx");

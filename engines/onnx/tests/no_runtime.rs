@@ -30,7 +30,8 @@ fn missing_or_invalid_library_is_an_error_and_models_need_a_runtime() {
     std::fs::write(&tokenizer, b"{}").unwrap();
     let err = MiniLmEmbedder::load(&model, &tokenizer, 1).unwrap_err();
     assert!(matches!(err, OnnxError::RuntimeNotInitialized), "{err}");
-    let err = MiniLmEmbedder::load(Path::new("/nonexistent/model.onnx"), &tokenizer, 1).unwrap_err();
+    let err =
+        MiniLmEmbedder::load(Path::new("/nonexistent/model.onnx"), &tokenizer, 1).unwrap_err();
     assert!(matches!(err, OnnxError::ModelMissing { .. }), "{err}");
 
     let _ = std::fs::remove_dir_all(&dir);

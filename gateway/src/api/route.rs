@@ -33,7 +33,9 @@ pub(crate) fn route_error(state: &AppState, error: RouteError) -> ApiError {
         RouteError::BadRequest(e) => {
             let param = match &e {
                 switchyard_router::stage1::Stage1Error::Media { field, .. } => Some(field.clone()),
-                switchyard_router::stage1::Stage1Error::Hint(h) => Some(format!("metadata.{}", h.hint)),
+                switchyard_router::stage1::Stage1Error::Hint(h) => {
+                    Some(format!("metadata.{}", h.hint))
+                }
                 switchyard_router::stage1::Stage1Error::NoContent => None,
             };
             ApiError::bad_request(e.to_string(), param.as_deref())

@@ -40,7 +40,9 @@ fn decode_base64(data: &str, param: &str) -> Result<Arc<[u8]>, ApiError> {
     let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(cleaned.trim_end_matches('='))
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
+        .or_else(|_| {
+            base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('='))
+        })
         .map(Arc::from)
         .map_err(|e| bad(format!("{param} is not valid base64: {e}"), param))
 }
@@ -51,7 +53,12 @@ fn image_part(part: &Value, param: &str) -> Result<Part, ApiError> {
         .get("image_url")
         .and_then(|u| u.get("url").or(Some(u)))
         .and_then(Value::as_str)
-        .ok_or_else(|| bad(format!("{param}.image_url.url is missing"), &format!("{param}.image_url")))?;
+        .ok_or_else(|| {
+            bad(
+                format!("{param}.image_url.url is missing"),
+                &format!("{param}.image_url"),
+            )
+        })?;
     let Some(rest) = url.strip_prefix("data:") else {
         return Err(bad(
             format!("{param}: fetching image URLs is off on this gateway; send the image as a data: URI"),
@@ -76,7 +83,12 @@ fn audio_part(part: &Value, param: &str) -> Result<Part, ApiError> {
         .get("input_audio")
         .and_then(|a| a.get("data"))
         .and_then(Value::as_str)
-        .ok_or_else(|| bad(format!("{param}.input_audio.data is missing"), &format!("{param}.input_audio.data")))?;
+        .ok_or_else(|| {
+            bad(
+                format!("{param}.input_audio.data is missing"),
+                &format!("{param}.input_audio.data"),
+            )
+        })?;
     Ok(Part::Bytes {
         claimed: Claimed::Audio,
         data: decode_base64(data, &format!("{param}.input_audio.data"))?,
@@ -98,18 +110,20 @@ fn chat_parts(body: &Value) -> Result<Vec<Part>, ApiError> {
                 for (j, item) in items.iter().enumerate() {
                     let param = format!("messages[{i}].content[{j}]");
                     match item.get("type").and_then(Value::as_str) {
-                        Some("text") => parts.push(Part::Text(
-                            item.get("text").and_then(text_of).ok_or_else(|| {
-                                bad(format!("{param} is a text part without 'text'"), &param)
-                            })?,
-                        )),
+                        Some("text") => {
+                            parts.push(Part::Text(item.get("text").and_then(text_of).ok_or_else(
+                                || bad(format!("{param} is a text part without 'text'"), &param),
+                            )?))
+                        }
                         Some("image_url") => parts.push(image_part(item, &param)?),
                         Some("input_audio") => parts.push(audio_part(item, &param)?),
                         other => {
                             return Err(bad(
                                 format!(
                                     "{param}: unknown content part type {}",
-                                    other.map(|o| format!("'{o}'")).unwrap_or_else(|| "(missing)".into())
+                                    other
+                                        .map(|o| format!("'{o}'"))
+                                        .unwrap_or_else(|| "(missing)".into())
                                 ),
                                 &format!("{param}.type"),
                             ))
@@ -135,12 +149,18 @@ fn strings(value: Option<&Value>, param: &str) -> Result<Vec<Part>, ApiError> {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                text_of(v)
-                    .map(Part::Text)
-                    .ok_or_else(|| bad(format!("{param}[{i}] must be a string"), &format!("{param}[{i}]")))
+                text_of(v).map(Part::Text).ok_or_else(|| {
+                    bad(
+                        format!("{param}[{i}] must be a string"),
+                        &format!("{param}[{i}]"),
+                    )
+                })
             })
             .collect(),
-        _ => Err(bad(format!("'{param}' must be a string or an array of strings"), param)),
+        _ => Err(bad(
+            format!("'{param}' must be a string or an array of strings"),
+            param,
+        )),
     }
 }
 
@@ -206,10 +226,12 @@ pub fn from_json(
             }]
         }
         Endpoint::ImagesOcr => {
-            let data = body
-                .get("image")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad("'image' must hold the image as base64 or a data: URI".into(), "image"))?;
+            let data = body.get("image").and_then(Value::as_str).ok_or_else(|| {
+                bad(
+                    "'image' must hold the image as base64 or a data: URI".into(),
+                    "image",
+                )
+            })?;
             let data = data.split_once(";base64,").map(|(_, d)| d).unwrap_or(data);
             vec![Part::Bytes {
                 claimed: Claimed::Image,

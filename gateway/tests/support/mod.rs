@@ -99,9 +99,20 @@ impl Response {
 }
 
 fn write_request(stream: &mut TcpStream, method: &str, path: &str, body: &[u8]) {
+    write_request_with(stream, method, path, &[], body);
+}
+
+fn write_request_with(
+    stream: &mut TcpStream,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) {
     // HTTP/1.0: the server closes the connection at the end, so no chunked decoding is needed.
+    let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -134,11 +145,22 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) 
 
 /// One request, whole response.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> Response {
+    request_with(addr, method, path, &[], body)
+}
+
+/// One request with extra headers, whole response.
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
-    write_request(&mut stream, method, path, body.as_bytes());
+    write_request_with(&mut stream, method, path, headers, body.as_bytes());
     let mut reader = BufReader::new(stream);
     let (status, headers) = read_head(&mut reader);
     let mut body = String::new();

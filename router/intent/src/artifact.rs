@@ -212,13 +212,21 @@ impl ShallowPretty {
         Ok(())
     }
 
-    fn begin<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, open: &[u8]) -> std::io::Result<()> {
+    fn begin<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        open: &[u8],
+    ) -> std::io::Result<()> {
         self.depth += 1;
         self.has_value = false;
         writer.write_all(open)
     }
 
-    fn end<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, close: &[u8]) -> std::io::Result<()> {
+    fn end<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        close: &[u8],
+    ) -> std::io::Result<()> {
         if self.pretty() && self.has_value {
             Self::newline_indent(writer, self.depth - 1)?;
         }
@@ -226,7 +234,11 @@ impl ShallowPretty {
         writer.write_all(close)
     }
 
-    fn item<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
+    fn item<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if !first {
             writer.write_all(b",")?;
         }
@@ -254,7 +266,10 @@ impl serde_json::ser::Formatter for ShallowPretty {
         self.item(writer, first)
     }
 
-    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _writer: &mut W) -> std::io::Result<()> {
+    fn end_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        _writer: &mut W,
+    ) -> std::io::Result<()> {
         self.has_value = true;
         Ok(())
     }
@@ -275,11 +290,17 @@ impl serde_json::ser::Formatter for ShallowPretty {
         self.item(writer, first)
     }
 
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
         writer.write_all(if self.pretty() { b": " } else { b":" })
     }
 
-    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _writer: &mut W) -> std::io::Result<()> {
+    fn end_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        _writer: &mut W,
+    ) -> std::io::Result<()> {
         self.has_value = true;
         Ok(())
     }
@@ -307,7 +328,9 @@ pub(crate) fn validate_into_tier_a(artifact: &Artifact) -> Result<TierA, IntentE
     for (j, label) in artifact.labels.iter().enumerate() {
         let intent: Intent = label.parse()?;
         if seen[intent.index()] {
-            return Err(IntentError::Labels(format!("label {label:?} appears twice")));
+            return Err(IntentError::Labels(format!(
+                "label {label:?} appears twice"
+            )));
         }
         seen[intent.index()] = true;
         columns[j] = intent.index();

@@ -99,16 +99,28 @@ impl FeatureConfig {
     pub fn validate(&self) -> Result<(), IntentError> {
         let bad = |m: String| Err(IntentError::FeatureConfig(m));
         if self.hash != HASH_NAME {
-            return bad(format!("hash {:?} is not supported (expected {HASH_NAME:?})", self.hash));
+            return bad(format!(
+                "hash {:?} is not supported (expected {HASH_NAME:?})",
+                self.hash
+            ));
         }
         if self.tf != TF_NAME {
-            return bad(format!("tf {:?} is not supported (expected {TF_NAME:?})", self.tf));
+            return bad(format!(
+                "tf {:?} is not supported (expected {TF_NAME:?})",
+                self.tf
+            ));
         }
         if self.norm != NORM_NAME {
-            return bad(format!("norm {:?} is not supported (expected {NORM_NAME:?})", self.norm));
+            return bad(format!(
+                "norm {:?} is not supported (expected {NORM_NAME:?})",
+                self.norm
+            ));
         }
         if !(8..=20).contains(&self.buckets_log2) {
-            return bad(format!("buckets_log2 {} is outside 8..=20", self.buckets_log2));
+            return bad(format!(
+                "buckets_log2 {} is outside 8..=20",
+                self.buckets_log2
+            ));
         }
         if self.char_ngram_min < 1
             || self.char_ngram_max > 8
@@ -120,10 +132,16 @@ impl FeatureConfig {
             ));
         }
         if !(1..=2).contains(&self.word_ngram_max) {
-            return bad(format!("word_ngram_max {} must be 1 or 2", self.word_ngram_max));
+            return bad(format!(
+                "word_ngram_max {} must be 1 or 2",
+                self.word_ngram_max
+            ));
         }
         if self.max_head_bytes < 16 {
-            return bad(format!("max_head_bytes {} is below 16", self.max_head_bytes));
+            return bad(format!(
+                "max_head_bytes {} is below 16",
+                self.max_head_bytes
+            ));
         }
         Ok(())
     }
@@ -220,12 +238,7 @@ impl Hasher<'_> {
 }
 
 /// Calls `add` with the raw 64-bit hash of every feature occurrence in `text`.
-fn hash_features(
-    cfg: &FeatureConfig,
-    text: &str,
-    word: &mut Vec<char>,
-    add: &mut impl FnMut(u64),
-) {
+fn hash_features(cfg: &FeatureConfig, text: &str, word: &mut Vec<char>, add: &mut impl FnMut(u64)) {
     let base = FNV_OFFSET ^ cfg.seed;
     let mut hasher = Hasher {
         cfg,
@@ -378,7 +391,10 @@ mod tests {
         let _ = sparse_vector(&cfg, "something else entirely, with punctuation!", &mut s);
         let again = sparse_vector(&cfg, "write a python function", &mut s);
         assert_eq!(first, again);
-        assert_eq!(first, sparse_vector(&cfg, "write a python function", &mut Scratch::new()));
+        assert_eq!(
+            first,
+            sparse_vector(&cfg, "write a python function", &mut Scratch::new())
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@
 
 pub mod artifact;
 pub mod features;
-pub mod train;
 pub mod tier_b;
+pub mod train;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -344,7 +344,11 @@ impl TierA {
                 }
             }
         });
-        let scale = if sum_sq > 0.0 { 1.0 / sum_sq.sqrt() } else { 0.0 };
+        let scale = if sum_sq > 0.0 {
+            1.0 / sum_sq.sqrt()
+        } else {
+            0.0
+        };
         let mut scores = [0.0f32; NUM_INTENTS];
         for (i, s) in scores.iter_mut().enumerate() {
             *s = self.intercepts[i] + acc[i] * scale;

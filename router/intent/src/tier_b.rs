@@ -248,7 +248,12 @@ impl TierB {
         }
         let mut weights = vec![0.0f32; NUM_INTENTS * dim];
         let mut intercepts = [0.0f32; NUM_INTENTS];
-        for (j, (row, bias)) in artifact.weights.iter().zip(&artifact.intercepts).enumerate() {
+        for (j, (row, bias)) in artifact
+            .weights
+            .iter()
+            .zip(&artifact.intercepts)
+            .enumerate()
+        {
             if row.len() != dim {
                 return Err(IntentError::Dimensions(format!(
                     "weight row {j} ({}) has {} values, dim is {dim}",
@@ -368,7 +373,9 @@ fn label_rows(labels: &[String]) -> Result<[usize; NUM_INTENTS], IntentError> {
     for (j, label) in labels.iter().enumerate() {
         let intent: Intent = label.parse()?;
         if seen[intent.index()] {
-            return Err(IntentError::Labels(format!("label {label:?} appears twice")));
+            return Err(IntentError::Labels(format!(
+                "label {label:?} appears twice"
+            )));
         }
         seen[intent.index()] = true;
         rows[j] = intent.index();
@@ -495,7 +502,10 @@ mod tests {
 
         let mut a = artifact(&CANONICAL);
         a.labels[1] = "chat".into();
-        assert!(matches!(TierB::from_artifact(&a), Err(IntentError::Labels(_))));
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::Labels(_))
+        ));
 
         let mut a = artifact(&CANONICAL);
         a.labels[1] = "poetry".into();
@@ -505,7 +515,10 @@ mod tests {
         ));
 
         let a = artifact(&CANONICAL[..6]);
-        assert!(matches!(TierB::from_artifact(&a), Err(IntentError::Labels(_))));
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::Labels(_))
+        ));
 
         let mut a = artifact(&CANONICAL);
         a.weights[2].pop();
@@ -523,7 +536,10 @@ mod tests {
 
         let mut a = artifact(&CANONICAL);
         a.intercepts[0] = f32::NAN;
-        assert!(matches!(TierB::from_artifact(&a), Err(IntentError::NonFinite(_))));
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::NonFinite(_))
+        ));
 
         assert!(matches!(
             TierB::from_json("{\"schema_version\": 1}"),

@@ -79,7 +79,10 @@ impl Dataset {
         })?;
         let text = std::str::from_utf8(&bytes).map_err(|e| IntentError::Data {
             path: path.to_owned(),
-            line: 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count(),
+            line: 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count(),
             message: "file is not valid UTF-8".into(),
         })?;
         Dataset::parse(path, text)
@@ -113,7 +116,10 @@ impl Dataset {
                 return Err(error(line, "text is empty".into()));
             }
             if let Some(first) = seen.insert(normalize_text(&parsed.text), line) {
-                return Err(error(line, format!("duplicate text (first on line {first})")));
+                return Err(error(
+                    line,
+                    format!("duplicate text (first on line {first})"),
+                ));
             }
             examples.push(Example {
                 text: parsed.text,
@@ -285,7 +291,10 @@ fn fit(
             Intent::ALL[missing].as_str()
         )));
     }
-    let mut all: Vec<u32> = rows.iter().flat_map(|r| r.iter().map(|(b, _)| *b)).collect();
+    let mut all: Vec<u32> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|(b, _)| *b))
+        .collect();
     all.sort_unstable();
     // Each row lists a bucket at most once, so run lengths count examples.
     let mut columns = Vec::new();
@@ -370,7 +379,10 @@ fn fit(
         intercepts,
     };
     let finite = model.intercepts.iter().all(|v| v.is_finite())
-        && model.rows.iter().all(|(_, w)| w.iter().all(|v| v.is_finite()));
+        && model
+            .rows
+            .iter()
+            .all(|(_, w)| w.iter().all(|v| v.is_finite()));
     if !finite {
         return Err(IntentError::Training(format!(
             "solver diverged (non-finite weights) at alpha {alpha}"
@@ -460,12 +472,14 @@ fn log_softmax_at(scores: &[f64; NUM_INTENTS], index: usize) -> f64 {
 fn cross_validate(
     cfg: &TrainConfig,
     alpha: f64,
+    data: &Dataset,
     rows: &[SparseRow],
     labels: &[usize],
-) -> Result<CvScore, IntentError> {
+) -> Result<(CvScore, Vec<Misclassified>), IntentError> {
     let folds = fold_assignment(labels, cfg.cv_folds);
     let mut confusion = [[0usize; NUM_INTENTS]; NUM_INTENTS];
     let mut log_loss = 0.0;
+    let mut misclassified = Vec::new();
     for fold in 0..cfg.cv_folds {
         let mut train_rows = Vec::new();
         let mut train_labels = Vec::new();
@@ -479,18 +493,31 @@ fn cross_validate(
         for (i, row) in rows.iter().enumerate() {
             if folds[i] == fold {
                 let scores = model.scores(row);
-                confusion[labels[i]][argmax(&scores)] += 1;
+                let predicted = argmax(&scores);
+                confusion[labels[i]][predicted] += 1;
                 log_loss -= log_softmax_at(&scores, labels[i]);
+                if predicted != labels[i] {
+                    let example = &data.examples[i];
+                    misclassified.push(Misclassified {
+                        text: example.text.clone(),
+                        line: example.line,
+                        expected: example.intent,
+                        predicted: Intent::ALL[predicted],
+                        confidence: log_softmax_at(&scores, predicted).exp() as f32,
+                    });
+                }
             }
         }
     }
+    misclassified.sort_by_key(|m| m.line);
     let evaluation = Evaluation::from_confusion(confusion, Vec::new());
-    Ok(CvScore {
+    let score = CvScore {
         alpha,
-        accuracy: evaluation.accuracy,
-        macro_f1: evaluation.macro_f1,
-        log_loss: log_loss / rows.len().max(1) as f64,
-    })
+        accuracy: round_metric(evaluation.accuracy),
+        macro_f1: round_metric(evaluation.macro_f1),
+        log_loss: round_metric(log_loss / rows.len().max(1) as f64),
+    };
+    Ok((score, misclassified))
 }
 
 fn round_to(value: f64, decimals: u32) -> f32 {
@@ -516,6 +543,9 @@ pub struct Trained {
     pub cv: Vec<CvScore>,
     /// The exported model evaluated on its own training data.
     pub train_evaluation: Evaluation,
+    /// Training examples misclassified during cross-validation at the chosen `alpha` (each
+    /// predicted by a model that did not see it).
+    pub cv_misclassified: Vec<Misclassified>,
 }
 
 /// Trains tier A on `data` (and nothing else) and exports it.
@@ -552,12 +582,20 @@ pub fn train(cfg: &TrainConfig, data: &Dataset) -> Result<Trained, IntentError> 
     }
 
     let mut cv = Vec::new();
+    let mut cv_errors = Vec::new();
     if cfg.alphas.len() > 1 {
         for &alpha in &cfg.alphas {
-            cv.push(cross_validate(cfg, alpha, &rows, &labels)?);
+            let (score, errors) = cross_validate(cfg, alpha, data, &rows, &labels)?;
+            cv.push(score);
+            cv_errors.push(errors);
         }
     }
     let alpha = select_alpha(&cfg.alphas, &cv);
+    let cv_misclassified = cv
+        .iter()
+        .position(|s| s.alpha == alpha)
+        .and_then(|i| cv_errors.get(i).cloned())
+        .unwrap_or_default();
 
     let all_rows: Vec<&SparseRow> = rows.iter().collect();
     let model = fit(cfg, alpha, &all_rows, &labels)?;
@@ -607,7 +645,11 @@ pub fn train(cfg: &TrainConfig, data: &Dataset) -> Result<Trained, IntentError> 
             heldout_sha256: None,
             heldout_examples: None,
             alpha_candidates: cfg.alphas.clone(),
-            cv_folds: if cfg.alphas.len() > 1 { cfg.cv_folds } else { 0 },
+            cv_folds: if cfg.alphas.len() > 1 {
+                cfg.cv_folds
+            } else {
+                0
+            },
             cv: cv.clone(),
             train_buckets,
             min_bucket_examples: cfg.min_bucket_examples,
@@ -629,6 +671,7 @@ pub fn train(cfg: &TrainConfig, data: &Dataset) -> Result<Trained, IntentError> 
         alpha,
         cv,
         train_evaluation,
+        cv_misclassified,
     })
 }
 
@@ -834,7 +877,11 @@ impl fmt::Display for Evaluation {
         for actual in Intent::ALL {
             write!(f, "{:<10}", actual.as_str())?;
             for predicted in Intent::ALL {
-                write!(f, " {:>9}", self.confusion[actual.index()][predicted.index()])?;
+                write!(
+                    f,
+                    " {:>9}",
+                    self.confusion[actual.index()][predicted.index()]
+                )?;
             }
             writeln!(f)?;
         }
@@ -895,8 +942,17 @@ mod tests {
             log_loss,
         };
         assert_eq!(select_alpha(&[1.0], &[]), 1.0);
-        assert_eq!(select_alpha(&[], &[s(0.1, 0.9, 0.5), s(1.0, 0.95, 0.6)]), 1.0);
-        assert_eq!(select_alpha(&[], &[s(0.1, 0.9, 0.5), s(1.0, 0.9, 0.6)]), 0.1);
-        assert_eq!(select_alpha(&[], &[s(0.1, 0.9, 0.5), s(1.0, 0.9, 0.5)]), 1.0);
+        assert_eq!(
+            select_alpha(&[], &[s(0.1, 0.9, 0.5), s(1.0, 0.95, 0.6)]),
+            1.0
+        );
+        assert_eq!(
+            select_alpha(&[], &[s(0.1, 0.9, 0.5), s(1.0, 0.9, 0.6)]),
+            0.1
+        );
+        assert_eq!(
+            select_alpha(&[], &[s(0.1, 0.9, 0.5), s(1.0, 0.9, 0.5)]),
+            1.0
+        );
     }
 }

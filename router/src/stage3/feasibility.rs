@@ -12,9 +12,8 @@ const MIB: u64 = 1024 * 1024;
 
 /// Why a candidate cannot run now (`None` = feasible).
 pub(crate) fn security(level: SecurityLevel, engine: &str) -> Option<String> {
-    (level == SecurityLevel::Airgap && !is_local_cpu(engine)).then(|| {
-        format!("security airgap: {engine} is not a local CPU engine")
-    })
+    (level == SecurityLevel::Airgap && !is_local_cpu(engine))
+        .then(|| format!("security airgap: {engine} is not a local CPU engine"))
 }
 
 /// The model's own context limit against prompt + generation.
@@ -52,9 +51,7 @@ pub(crate) fn memory(
     policy: &PolicyProfile,
     snapshot: &Snapshot,
 ) -> MemoryCheck {
-    let kv = model
-        .kv_bytes_per_token
-        .saturating_mul(u64::from(context));
+    let kv = model.kv_bytes_per_token.saturating_mul(u64::from(context));
     let need = if model.loaded {
         kv
     } else {
@@ -122,14 +119,14 @@ pub(crate) fn thermal(
 ) -> Option<String> {
     match state {
         ThermalState::Cool => None,
-        ThermalState::Hot => (tier != Some(fallback_tier)).then(|| {
-            format!("thermal: device hot, only the fallback tier '{fallback_tier}' runs")
-        }),
-        ThermalState::Critical => (tier != Some(fallback_tier) || !is_local_cpu(engine))
-            .then(|| {
+        ThermalState::Hot => (tier != Some(fallback_tier))
+            .then(|| format!("thermal: device hot, only the fallback tier '{fallback_tier}' runs")),
+        ThermalState::Critical => {
+            (tier != Some(fallback_tier) || !is_local_cpu(engine)).then(|| {
                 format!(
                     "thermal: device critical, only the fallback tier '{fallback_tier}' on CPU runs"
                 )
-            }),
+            })
+        }
     }
 }

@@ -32,9 +32,9 @@ pub struct ModelView {
 impl ModelView {
     /// Whether the model serves `task` (`llm` matches `chat` or `completion`).
     pub fn serves(&self, task: &str) -> bool {
-        self.tasks.iter().any(|t| {
-            t == task || (task == "llm" && (t == "chat" || t == "completion"))
-        })
+        self.tasks
+            .iter()
+            .any(|t| t == task || (task == "llm" && (t == "chat" || t == "completion")))
     }
 
     /// Bytes it needs for `context` tokens of one request: weights plus that request's KV cache.

@@ -86,6 +86,8 @@ pub struct Candidate {
     pub predicted_ms: f64,
     /// Score (lower is better); only for feasible candidates.
     pub score: Option<f64>,
+    /// Position of the engine in the device profile's preference for the task (0 = first).
+    pub engine_rank: usize,
 }
 
 /// The device's thermal view used by the decision.
@@ -141,22 +143,34 @@ fn tier_of<'p>(policy: &'p PolicyProfile, model: &str) -> Option<&'p str> {
         .map(|(name, _)| name.as_str())
 }
 
-/// Engines to try for `model`, in the device profile's order for the task; engines the
-/// profile prefers but this box lacks come back as `Err` so the trace can say so.
-fn engines_for(device: &DeviceProfile, task: &str, model: &ModelView) -> Vec<Result<String, String>> {
-    match crate::profile_view::preferred_engines(device, task) {
-        Some(order) => order
+/// Engines to try for `model`: the device profile's order for the task first (engines the
+/// profile prefers but this box lacks come back as `Err`, so the trace can say so), then any
+/// other engine the model can run on here.
+fn engines_for(
+    device: &DeviceProfile,
+    task: &str,
+    model: &ModelView,
+) -> Vec<Result<String, String>> {
+    let preferred = crate::profile_view::preferred_engines(device, task).unwrap_or(&[]);
+    let mut out: Vec<Result<String, String>> = preferred
+        .iter()
+        .map(|e| {
+            if model.engines.iter().any(|have| have == e) {
+                Ok(e.clone())
+            } else {
+                Err(e.clone())
+            }
+        })
+        .collect();
+    out.extend(
+        model
+            .engines
             .iter()
-            .map(|e| {
-                if model.engines.iter().any(|have| have == e) {
-                    Ok(e.clone())
-                } else {
-                    Err(e.clone())
-                }
-            })
-            .collect(),
-        None => model.engines.iter().cloned().map(Ok).collect(),
-    }
+            .filter(|e| !preferred.contains(e))
+            .cloned()
+            .map(Ok),
+    );
+    out
 }
 
 /// Places one step.
@@ -179,10 +193,18 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
     let route = crate::profile_view::route_for(policy, ask.task, ask.intent, ask.prompt_tokens);
     let wanted_tier = route.tier.clone();
     reasons.extend(route.reasons);
-    let slo_ms = ask.slo_hint_ms.or(route.slo_ms).unwrap_or(policy.default_slo_ms);
+    let slo_ms = ask
+        .slo_hint_ms
+        .or(route.slo_ms)
+        .unwrap_or(policy.default_slo_ms);
 
     // Candidate models: the pinned one, else the policy's tiers, else anything serving the task.
-    let installed = |id: &str| world.models.iter().find(|m| m.id == id && m.serves(ask.task));
+    let installed = |id: &str| {
+        world
+            .models
+            .iter()
+            .find(|m| m.id == id && m.serves(ask.task))
+    };
     let mut models: Vec<&ModelView> = Vec::new();
     let mode = if let Some(pinned) = ask.pinned {
         models.extend(world.models.iter().filter(|m| m.id == pinned));
@@ -214,7 +236,9 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
         }
     };
 
-    let context = ask.prompt_tokens.saturating_add(ask.max_tokens);
+    // The prompt must fit; generation past the context just stops early (finish_reason
+    // `length`), so max_tokens counts towards memory but not towards feasibility.
+    let context = ask.prompt_tokens.saturating_add(1);
     let wanted_quality = wanted_tier
         .as_deref()
         .and_then(|t| policy.tiers.get(t))
@@ -222,7 +246,10 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
     let mut candidates = Vec::new();
     for model in models {
         let tier = tier_of(policy, &model.id);
-        for engine in engines_for(world.device, ask.task, model) {
+        for (engine_rank, engine) in engines_for(world.device, ask.task, model)
+            .into_iter()
+            .enumerate()
+        {
             let (engine, mut rejected) = match engine {
                 Ok(e) => (e, None),
                 Err(e) => {
@@ -230,16 +257,23 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
                     (e, Some(why))
                 }
             };
-            let latency = learners.latency.get(&model.id, &engine, prior(model, &engine));
+            let latency = learners
+                .latency
+                .get(&model.id, &engine, prior(model, &engine));
             let predicted_ms = latency.predict_ms(ask.predict_tokens);
             rejected = rejected
                 .or_else(|| feasibility::security(ask.security, &engine))
                 .or_else(|| feasibility::context(model, context))
                 .or_else(|| {
+                    let kv_tokens = ask.prompt_tokens.saturating_add(ask.max_tokens);
+                    let kv_tokens = match model.context_per_request {
+                        0 => kv_tokens,
+                        limit => kv_tokens.min(limit),
+                    };
                     feasibility::memory(
                         model,
                         &engine,
-                        context,
+                        kv_tokens,
                         world.models,
                         world.device,
                         policy,
@@ -254,6 +288,7 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
                 rejected,
                 predicted_ms,
                 score: None,
+                engine_rank,
             });
         }
     }
@@ -317,12 +352,18 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
         };
         // Near the throttle limit, heavier tiers pay more: a nudge towards lighter work before
         // the hard thermal filter takes over.
-        let heat = headroom * c.tier.as_deref().and_then(|t| policy.tiers.get(t)).map_or(1.0, |t| f64::from(t.quality) / max_quality);
+        let heat = headroom
+            * c.tier
+                .as_deref()
+                .and_then(|t| policy.tiers.get(t))
+                .map_or(1.0, |t| f64::from(t.quality) / max_quality);
         c.score = Some(
             f64::from(weights.latency) * latency
                 + f64::from(weights.quality) * quality
                 + f64::from(weights.thermal) * heat
-                + f64::from(weights.queue) * load,
+                + f64::from(weights.queue) * load
+                // The device profile's engine order breaks ties.
+                + 0.01 * c.engine_rank as f64,
         );
     }
 
@@ -335,7 +376,29 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
                 .total_cmp(&b.score.unwrap_or(f64::MAX))
         })
         .copied();
-    let chosen = if mode == "learned" && feasible.len() > 1 {
+    // A model the client named is kept when only estimates stand against it (its engine then
+    // answers precisely, e.g. a 400 for a prompt over its context); security still holds.
+    let pinned_fallback = (mode == "pinned" && feasible.is_empty())
+        .then(|| {
+            candidates.iter().find(|c| {
+                feasibility::security(ask.security, &c.engine).is_none()
+                    && !c
+                        .rejected
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with("engine "))
+            })
+        })
+        .flatten();
+    if let Some(c) = pinned_fallback {
+        reasons.push(format!(
+            "kept {} as named by the client although: {}",
+            c.model,
+            c.rejected.as_deref().unwrap_or("-")
+        ));
+    }
+    let chosen = if let Some(c) = pinned_fallback {
+        Some(c)
+    } else if mode == "learned" && feasible.len() > 1 {
         let keys: Vec<String> = feasible.iter().map(|c| arm(&c.model, &c.engine)).collect();
         let min_samples = u64::from(policy.learned.min_samples);
         let observed: u64 = keys

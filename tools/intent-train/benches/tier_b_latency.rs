@@ -107,7 +107,14 @@ fn main() {
     let start = Instant::now();
     let n = 100_000u32;
     for _ in 0..n {
-        std::hint::black_box(tier_b.classify_embedding(std::hint::black_box(&embedding)).unwrap());
+        std::hint::black_box(
+            tier_b
+                .classify_embedding(std::hint::black_box(&embedding))
+                .unwrap(),
+        );
     }
-    println!("  head only: {:.0} ns per call", start.elapsed().as_nanos() as f64 / f64::from(n));
+    println!(
+        "  head only: {:.0} ns per call",
+        start.elapsed().as_nanos() as f64 / f64::from(n)
+    );
 }

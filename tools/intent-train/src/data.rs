@@ -65,7 +65,8 @@ pub fn load_jsonl(path: &Path) -> Result<Dataset, TrainError> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: Line = serde_json::from_str(line).map_err(|e| data_error(i + 1, e.to_string()))?;
+        let parsed: Line =
+            serde_json::from_str(line).map_err(|e| data_error(i + 1, e.to_string()))?;
         let intent = parsed
             .intent
             .parse::<Intent>()
@@ -112,7 +113,10 @@ mod tests {
         )
         .unwrap();
         let err = load_jsonl(&bad).unwrap_err().to_string();
-        assert!(err.contains("bad.jsonl:2:") && err.contains("poetry"), "{err}");
+        assert!(
+            err.contains("bad.jsonl:2:") && err.contains("poetry"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -99,9 +99,10 @@ fn run(args: &Args) -> Result<bool, CliError> {
                 .unwrap_or_else(|| data_dir.join("heldout.jsonl")),
         )
     };
-    let out_path = args.out.clone().unwrap_or_else(|| {
-        workspace_dir().join("router/intent/artifacts/intent-tier-b-v1.json")
-    });
+    let out_path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace_dir().join("router/intent/artifacts/intent-tier-b-v1.json"));
     let mut config = TrainConfig {
         folds: args.folds,
         ..TrainConfig::default()
@@ -244,9 +245,17 @@ fn report(out: &mut impl Write, evaluation: &Evaluation) -> std::io::Result<()> 
             )?;
         }
     }
-    write!(out, "  confusion (rows: truth, columns: predicted)\n  {:<10}", "")?;
+    write!(
+        out,
+        "  confusion (rows: truth, columns: predicted)\n  {:<10}",
+        ""
+    )?;
     for intent in Intent::ALL {
-        write!(out, " {:>5}", &intent.as_str()[..intent.as_str().len().min(5)])?;
+        write!(
+            out,
+            " {:>5}",
+            &intent.as_str()[..intent.as_str().len().min(5)]
+        )?;
     }
     writeln!(out)?;
     for (i, row) in evaluation.confusion.iter().enumerate().take(NUM_INTENTS) {

@@ -45,7 +45,11 @@ pub fn evaluate(truth: &[Intent], predicted: &[Intent]) -> Evaluation {
         } else {
             0.0
         };
-        let recall = if support > 0 { tp / support as f64 } else { 0.0 };
+        let recall = if support > 0 {
+            tp / support as f64
+        } else {
+            0.0
+        };
         let f1 = if precision + recall > 0.0 {
             2.0 * precision * recall / (precision + recall)
         } else {

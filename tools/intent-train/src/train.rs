@@ -90,7 +90,9 @@ pub fn train(
     }
     let dim = embeddings.first().map_or(0, Vec::len);
     if dim == 0 || embeddings.iter().any(|e| e.len() != dim) {
-        return Err(TrainError::Training("embeddings are empty or ragged".into()));
+        return Err(TrainError::Training(
+            "embeddings are empty or ragged".into(),
+        ));
     }
 
     let mut grid = Vec::new();
@@ -326,7 +328,13 @@ mod tests {
 
     #[test]
     fn folds_are_stratified_and_deterministic() {
-        let labels = [Intent::Chat, Intent::Chat, Intent::Code, Intent::Chat, Intent::Code];
+        let labels = [
+            Intent::Chat,
+            Intent::Chat,
+            Intent::Code,
+            Intent::Chat,
+            Intent::Code,
+        ];
         assert_eq!(fold_ids(&labels, 2), vec![0, 1, 0, 0, 1]);
     }
 

@@ -29,6 +29,9 @@ usage: switchyard-train-intent [options]
   --folds K         cross-validation folds on the training data (default: 5)
   --min-df N        drop buckets seen in fewer than N training examples (default: 2)
   --max-iterations N  L-BFGS iteration cap (default: 400)
+  --buckets-log2 N  feature hash size 2^N (default: 15)
+  --char-ngrams A-B character n-gram lengths (default: 2-4)
+  --show-cv-errors  list the training examples misclassified in cross-validation
   --check           do not write; fail unless --out already holds exactly this artifact
   --quiet           print only the summary lines
   -h, --help        this text
@@ -42,6 +45,9 @@ struct Options {
     folds: Option<usize>,
     min_df: Option<usize>,
     max_iterations: Option<u64>,
+    buckets_log2: Option<u32>,
+    char_ngrams: Option<(usize, usize)>,
+    show_cv_errors: bool,
     check: bool,
     quiet: bool,
 }
@@ -60,6 +66,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
         folds: None,
         min_df: None,
         max_iterations: None,
+        buckets_log2: None,
+        char_ngrams: None,
+        show_cv_errors: false,
         check: false,
         quiet: false,
     };
@@ -89,14 +98,34 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
             }
             "--min-df" => {
                 let text = value("--min-df")?;
-                options.min_df =
-                    Some(text.parse().map_err(|e| format!("--min-df {text:?}: {e}"))?);
+                options.min_df = Some(
+                    text.parse()
+                        .map_err(|e| format!("--min-df {text:?}: {e}"))?,
+                );
             }
             "--max-iterations" => {
                 let text = value("--max-iterations")?;
-                options.max_iterations =
-                    Some(text.parse().map_err(|e| format!("--max-iterations {text:?}: {e}"))?);
+                options.max_iterations = Some(
+                    text.parse()
+                        .map_err(|e| format!("--max-iterations {text:?}: {e}"))?,
+                );
             }
+            "--buckets-log2" => {
+                let text = value("--buckets-log2")?;
+                options.buckets_log2 = Some(
+                    text.parse()
+                        .map_err(|e| format!("--buckets-log2 {text:?}: {e}"))?,
+                );
+            }
+            "--char-ngrams" => {
+                let text = value("--char-ngrams")?;
+                let parsed = text
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+                options.char_ngrams =
+                    Some(parsed.ok_or_else(|| format!("--char-ngrams {text:?}: expected A-B"))?);
+            }
+            "--show-cv-errors" => options.show_cv_errors = true,
             "--check" => options.check = true,
             "--quiet" => options.quiet = true,
             "-h" | "--help" => return Ok(None),
@@ -117,6 +146,21 @@ fn label_for(path: &Path) -> String {
         },
         _ => path.display().to_string(),
     }
+}
+
+fn print_misclassified(out: &mut impl Write, list: &[train::Misclassified]) -> std::io::Result<()> {
+    for m in list {
+        writeln!(
+            out,
+            "  line {:>4}: {} -> {} ({:.2}) {:?}",
+            m.line,
+            m.expected,
+            m.predicted,
+            m.confidence,
+            m.text.chars().take(100).collect::<String>()
+        )?;
+    }
+    Ok(())
 }
 
 fn run(options: &Options, out: &mut impl Write) -> Result<bool, Box<dyn std::error::Error>> {
@@ -145,6 +189,13 @@ fn run(options: &Options, out: &mut impl Write) -> Result<bool, Box<dyn std::err
     }
     if let Some(max_iterations) = options.max_iterations {
         cfg.max_iterations = max_iterations;
+    }
+    if let Some(buckets_log2) = options.buckets_log2 {
+        cfg.features.buckets_log2 = buckets_log2;
+    }
+    if let Some((min, max)) = options.char_ngrams {
+        cfg.features.char_ngram_min = min;
+        cfg.features.char_ngram_max = max;
     }
 
     let counts = train_set.counts();
@@ -176,6 +227,13 @@ fn run(options: &Options, out: &mut impl Write) -> Result<bool, Box<dyn std::err
             )?;
         }
     }
+    if options.show_cv_errors {
+        writeln!(
+            out,
+            "misclassified in cross-validation at the chosen alpha:"
+        )?;
+        print_misclassified(out, &trained.cv_misclassified)?;
+    }
     writeln!(
         out,
         "chosen alpha {}; training accuracy {:.4}; {} non-zero weight rows",
@@ -197,17 +255,7 @@ fn run(options: &Options, out: &mut impl Write) -> Result<bool, Box<dyn std::err
         write!(out, "{evaluation}")?;
         if !options.quiet && !evaluation.misclassified.is_empty() {
             writeln!(out, "misclassified:")?;
-            for m in &evaluation.misclassified {
-                writeln!(
-                    out,
-                    "  line {:>4}: {} -> {} ({:.2}) {:?}",
-                    m.line,
-                    m.expected,
-                    m.predicted,
-                    m.confidence,
-                    m.text.chars().take(100).collect::<String>()
-                )?;
-            }
+            print_misclassified(out, &evaluation.misclassified)?;
         }
     }
 
