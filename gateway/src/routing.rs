@@ -82,8 +82,16 @@ pub fn measure(manifest: &Manifest, config: &EngineConfig) -> ModelStatic {
             })
         })
         .unwrap_or_default();
+    // The file knows better than a manifest written by an older version (e.g. a GGUF without
+    // a chat template serves completions only).
+    let tasks = manifest
+        .primary_path()
+        .and_then(|p| switchyard_engines::inspect(&p).ok())
+        .map(|i| i.tasks)
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| manifest.tasks.clone());
     ModelStatic {
-        tasks: manifest.tasks.clone(),
+        tasks,
         engines,
         memory,
     }
@@ -161,7 +169,9 @@ impl Routing {
                 }
                 ModelView {
                     id: id.clone(),
-                    tasks: entry.manifest.tasks.clone(),
+                    tasks: statics
+                        .map(|s| s.tasks.clone())
+                        .unwrap_or_else(|| entry.manifest.tasks.clone()),
                     engines,
                     weights_bytes: statics
                         .map(|s| s.memory.weights_bytes)

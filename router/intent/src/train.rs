@@ -182,6 +182,9 @@ pub struct TrainConfig {
     /// the design matrix). Rare features mostly memorise; dropping them keeps the solver fast and
     /// the artifact small.
     pub min_bucket_examples: usize,
+    /// Buckets whose largest absolute weight is below this are dropped after fitting (in
+    /// cross-validation too, so the selection sees the pruned model). Keeps the artifact small.
+    pub prune_below: f64,
     /// L-BFGS iteration cap.
     pub max_iterations: u64,
     /// L-BFGS gradient-norm tolerance.
@@ -202,6 +205,7 @@ impl Default for TrainConfig {
             alphas: vec![0.03, 0.1, 0.3],
             cv_folds: 5,
             min_bucket_examples: 2,
+            prune_below: 0.0,
             max_iterations: 400,
             gradient_tolerance: 1e-4,
             weight_decimals: 3,
@@ -231,6 +235,12 @@ impl TrainConfig {
                 self.gradient_tolerance
             )));
         }
+        if !(self.prune_below.is_finite() && self.prune_below >= 0.0) {
+            return Err(IntentError::Training(format!(
+                "invalid prune threshold {}",
+                self.prune_below
+            )));
+        }
         if self.weight_decimals > 7 {
             return Err(IntentError::Training(format!(
                 "weight_decimals {} is more than f32 holds",
@@ -253,6 +263,14 @@ struct LinearModel {
 }
 
 impl LinearModel {
+    /// Drops the buckets whose weights are all below `threshold` in magnitude.
+    fn prune(&mut self, threshold: f64) {
+        if threshold > 0.0 {
+            self.rows
+                .retain(|(_, w)| w.iter().any(|v| v.abs() >= threshold));
+        }
+    }
+
     fn scores(&self, x: &[(u32, f64)]) -> [f64; NUM_INTENTS] {
         let mut scores = self.intercepts;
         for (bucket, value) in x {
@@ -489,7 +507,8 @@ fn cross_validate(
                 train_labels.push(labels[i]);
             }
         }
-        let model = fit(cfg, alpha, &train_rows, &train_labels)?;
+        let mut model = fit(cfg, alpha, &train_rows, &train_labels)?;
+        model.prune(cfg.prune_below);
         for (i, row) in rows.iter().enumerate() {
             if folds[i] == fold {
                 let scores = model.scores(row);
@@ -598,8 +617,9 @@ pub fn train(cfg: &TrainConfig, data: &Dataset) -> Result<Trained, IntentError> 
         .unwrap_or_default();
 
     let all_rows: Vec<&SparseRow> = rows.iter().collect();
-    let model = fit(cfg, alpha, &all_rows, &labels)?;
+    let mut model = fit(cfg, alpha, &all_rows, &labels)?;
     let train_buckets = model.rows.len();
+    model.prune(cfg.prune_below);
 
     let decimals = cfg.weight_decimals;
     let weight_rows: Vec<WeightRow> = model
@@ -653,6 +673,7 @@ pub fn train(cfg: &TrainConfig, data: &Dataset) -> Result<Trained, IntentError> 
             cv: cv.clone(),
             train_buckets,
             min_bucket_examples: cfg.min_bucket_examples,
+            prune_below: cfg.prune_below,
         }),
         metrics: None,
     };

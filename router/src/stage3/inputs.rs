@@ -30,7 +30,8 @@ pub struct ModelView {
 }
 
 impl ModelView {
-    /// Whether the model serves `task` (`llm` matches `chat` or `completion`).
+    /// Whether the model serves `task` (`chat`, `completion`, `embedding`, ...; `llm` matches
+    /// `chat` or `completion`).
     pub fn serves(&self, task: &str) -> bool {
         self.tasks
             .iter()

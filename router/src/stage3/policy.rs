@@ -17,8 +17,11 @@ use crate::stage1::SecurityLevel;
 /// What the policy is asked to place.
 #[derive(Debug, Clone, Copy)]
 pub struct Ask<'a> {
-    /// Task of the step (`llm`, `embedding`, `stt`, `tts`, `ocr`).
+    /// Task of the step as the device profile names it (`llm`, `embedding`, `stt`, `tts`,
+    /// `ocr`).
     pub task: &'a str,
+    /// Task a model must list to serve the step (`chat`, `completion`, `embedding`, ...).
+    pub model_task: &'a str,
     /// Intent label from stage 2, when the request has text.
     pub intent: Option<&'a str>,
     /// Estimated prompt tokens.
@@ -199,13 +202,9 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
         .unwrap_or(policy.default_slo_ms);
 
     // Candidate models: the pinned one, else the policy's tiers, else anything serving the task.
-    let installed = |id: &str| {
-        world
-            .models
-            .iter()
-            .find(|m| m.id == id && m.serves(ask.task))
-    };
     let mut models: Vec<&ModelView> = Vec::new();
+    // Installed tier models that cannot do this task, listed so the trace says why.
+    let mut unfit: Vec<Candidate> = Vec::new();
     let mode = if let Some(pinned) = ask.pinned {
         models.extend(world.models.iter().filter(|m| m.id == pinned));
         reasons.push(format!("model '{pinned}' named by the client"));
@@ -213,19 +212,38 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
     } else {
         for tier in policy.tiers.values() {
             for id in &tier.models {
-                if let Some(m) = installed(id) {
-                    if !models.iter().any(|x| x.id == m.id) {
-                        models.push(m);
-                    }
+                let Some(m) = world.models.iter().find(|m| &m.id == id) else {
+                    continue;
+                };
+                if models.iter().any(|x| x.id == m.id) || unfit.iter().any(|u| u.model == m.id) {
+                    continue;
+                }
+                if m.serves(ask.model_task) {
+                    models.push(m);
+                } else {
+                    unfit.push(Candidate {
+                        model: m.id.clone(),
+                        engine: "-".to_owned(),
+                        tier: tier_of(policy, &m.id).map(str::to_owned),
+                        rejected: Some(format!(
+                            "{} does not serve {} (it serves {})",
+                            m.id,
+                            ask.model_task,
+                            m.tasks.join(", ")
+                        )),
+                        predicted_ms: 0.0,
+                        score: None,
+                        engine_rank: 0,
+                    });
                 }
             }
         }
         if models.is_empty() {
-            models.extend(world.models.iter().filter(|m| m.serves(ask.task)));
+            models.extend(world.models.iter().filter(|m| m.serves(ask.model_task)));
             if !models.is_empty() {
                 reasons.push(format!(
                     "no model of the policy's tiers is installed for {}: any installed model may serve",
-                    ask.task
+                    ask.model_task
                 ));
             }
         }
@@ -243,7 +261,7 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
         .as_deref()
         .and_then(|t| policy.tiers.get(t))
         .map(|t| f64::from(t.quality));
-    let mut candidates = Vec::new();
+    let mut candidates = unfit;
     for model in models {
         let tier = tier_of(policy, &model.id);
         for (engine_rank, engine) in engines_for(world.device, ask.task, model)
@@ -433,8 +451,8 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
             c.tier.as_deref().unwrap_or("-"),
             c.predicted_ms
         )),
-        None if candidates.is_empty() => {
-            reasons.push(format!("no installed model serves {}", ask.task))
+        None if candidates.iter().all(|c| c.engine == "-") => {
+            reasons.push(format!("no installed model serves {}", ask.model_task))
         }
         None => reasons.push("no candidate can run now".to_owned()),
     }

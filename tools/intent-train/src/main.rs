@@ -50,6 +50,13 @@ struct Args {
     /// data).
     #[arg(long, value_delimiter = ',')]
     alpha: Option<Vec<f64>>,
+    /// Scales of the hashed n-gram block to try, comma-separated; 0 = the embedding alone
+    /// (chosen by cross-validation on the training data).
+    #[arg(long, value_delimiter = ',')]
+    ngram_scale: Option<Vec<f64>>,
+    /// log2 of the number of n-gram hash buckets.
+    #[arg(long)]
+    ngram_buckets_log2: Option<u32>,
     /// Cross-validation folds.
     #[arg(long, default_value_t = 5)]
     folds: usize,
@@ -110,6 +117,12 @@ fn run(args: &Args) -> Result<bool, CliError> {
     if let Some(alphas) = &args.alpha {
         config.alphas = alphas.clone();
     }
+    if let Some(scales) = &args.ngram_scale {
+        config.ngram_scales = scales.clone();
+    }
+    if let Some(log2) = args.ngram_buckets_log2 {
+        config.ngram_features.buckets_log2 = log2;
+    }
 
     let train_data = load_jsonl(&train_path)?;
     let models_dir = args.models_dir.clone().unwrap_or_else(default_models_dir);
@@ -135,16 +148,25 @@ fn run(args: &Args) -> Result<bool, CliError> {
         max_tokens: embedder.max_tokens(),
         train_file: display_path(&train_path),
     };
+    let started = std::time::Instant::now();
     let outcome = train(&train_embeddings, &train_data, &config, &run_info)?;
+    writeln!(
+        out,
+        "trained in {:.1} s ({} grid points x {} folds)",
+        started.elapsed().as_secs_f64(),
+        config.alphas.len() * config.ngram_scales.len(),
+        config.folds
+    )?;
     let mut artifact = outcome.artifact;
     if let Some(training) = &artifact.training {
-        for point in &training.alpha_grid {
+        for point in &training.grid {
             writeln!(
                 out,
-                "  alpha {:<6} cv accuracy {:.4}{}",
+                "  n-gram scale {:<4} alpha {:<6} cv accuracy {:.4}{}",
+                point.ngram_scale,
                 point.alpha,
                 point.cv_accuracy,
-                if point.alpha == training.alpha {
+                if point.alpha == training.alpha && point.ngram_scale == training.ngram_scale {
                     "  <- selected"
                 } else {
                     ""
@@ -164,7 +186,8 @@ fn run(args: &Args) -> Result<bool, CliError> {
         let heldout = load_jsonl(path)?;
         let embeddings = embed_all(&embedder, &heldout.examples)?;
         let labels: Vec<Intent> = heldout.examples.iter().map(|e| e.intent).collect();
-        let evaluation = evaluate_head(&outcome.tier_b, &embeddings, &labels)?;
+        let texts: Vec<&str> = heldout.examples.iter().map(|e| e.text.as_str()).collect();
+        let evaluation = evaluate_head(&outcome.tier_b, &texts, &embeddings, &labels)?;
         writeln!(
             out,
             "held-out: accuracy {:.4}, macro-F1 {:.4} ({} examples)",
@@ -176,7 +199,7 @@ fn run(args: &Args) -> Result<bool, CliError> {
             for ((example, e), truth) in heldout.examples.iter().zip(&embeddings).zip(&labels) {
                 let p = outcome
                     .tier_b
-                    .classify_embedding(e)
+                    .classify_embedding(&example.text, e)
                     .map_err(|err| TrainError::Training(err.to_string()))?;
                 if p.intent != *truth {
                     writeln!(

@@ -1,13 +1,19 @@
 //! Fitting the linear head: multinomial logistic regression (linfa-logistic, L-BFGS) over
-//! embeddings, L2 strength chosen by stratified k-fold cross-validation on the training set.
+//! `[embedding, scale · hashed n-grams]`, with the L2 strength and the n-gram scale (0 = the
+//! embedding alone) chosen by stratified k-fold cross-validation on the training set.
 //!
 //! linfa uses ndarray 0.16 while ONNX Runtime's side uses 0.17: embeddings cross over as plain
 //! slices and are copied into an ndarray 0.16 matrix here.
 
+use std::collections::BTreeMap;
+
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
 use ndarray::{Array1, Array2};
-use switchyard_intent::tier_b::{AlphaScore, TierBArtifact, TierBMetrics, TierBTraining};
+use switchyard_intent::features::{self, FeatureConfig, Scratch};
+use switchyard_intent::tier_b::{
+    GridScore, NgramBlock, TierBArtifact, TierBMetrics, TierBTraining,
+};
 use switchyard_intent::{Intent, TierB, NUM_INTENTS};
 
 use crate::metrics::{evaluate, Evaluation};
@@ -23,6 +29,10 @@ pub const SOLVER: &str = "linfa-logistic MultiLogisticRegression (L-BFGS)";
 pub struct TrainConfig {
     /// L2 strengths to try (linfa's `alpha`, on the summed log-loss).
     pub alphas: Vec<f64>,
+    /// Scales of the n-gram block to try; 0 means the embedding alone.
+    pub ngram_scales: Vec<f64>,
+    /// Hashing parameters of the n-gram block.
+    pub ngram_features: FeatureConfig,
     /// Cross-validation folds (at least 2).
     pub folds: usize,
     /// Solver iteration cap.
@@ -36,11 +46,16 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            alphas: vec![0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+            alphas: vec![0.03, 0.1, 0.3],
+            ngram_scales: vec![0.0, 1.0, 2.0],
+            ngram_features: FeatureConfig {
+                buckets_log2: 12,
+                ..FeatureConfig::default()
+            },
             folds: 5,
-            max_iterations: 500,
-            gradient_tolerance: 1e-5,
-            weight_decimals: 6,
+            max_iterations: 300,
+            gradient_tolerance: 1e-4,
+            weight_decimals: 5,
         }
     }
 }
@@ -67,59 +82,104 @@ pub struct TrainOutcome {
     pub train_evaluation: Evaluation,
 }
 
+/// The design matrix ingredients, computed once.
+struct Features<'a> {
+    texts: Vec<&'a str>,
+    embeddings: &'a [Vec<f32>],
+    labels: Vec<Intent>,
+    /// L2-normalised hashed n-grams of each text, sorted by bucket.
+    ngrams: Vec<Vec<(u32, f64)>>,
+    /// Column (after the embedding columns) of every bucket seen in the training data.
+    columns: BTreeMap<u32, usize>,
+    dim: usize,
+}
+
 /// Trains the head on `embeddings` (one per example of `data`, same order): cross-validates
-/// every `alpha`, refits the best on all the data, rounds and exports it.
+/// every (`alpha`, n-gram scale) pair, refits the best on all the data, rounds and exports it.
 pub fn train(
     embeddings: &[Vec<f32>],
     data: &Dataset,
     config: &TrainConfig,
     run: &RunInfo,
 ) -> Result<TrainOutcome, TrainError> {
-    let labels: Vec<Intent> = data.examples.iter().map(|e| e.intent).collect();
-    if embeddings.len() != labels.len() {
+    if embeddings.len() != data.examples.len() {
         return Err(TrainError::Training(format!(
             "{} embeddings for {} examples",
             embeddings.len(),
-            labels.len()
+            data.examples.len()
         )));
     }
-    if config.alphas.is_empty() || config.folds < 2 {
+    if config.alphas.is_empty() || config.ngram_scales.is_empty() || config.folds < 2 {
         return Err(TrainError::Training(
-            "need at least one alpha and at least 2 folds".into(),
+            "need at least one alpha, one n-gram scale and 2 folds".into(),
         ));
     }
+    if config.ngram_scales.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+        return Err(TrainError::Training("n-gram scales must be >= 0".into()));
+    }
+    config.ngram_features.validate()?;
     let dim = embeddings.first().map_or(0, Vec::len);
     if dim == 0 || embeddings.iter().any(|e| e.len() != dim) {
-        return Err(TrainError::Training(
-            "embeddings are empty or ragged".into(),
-        ));
+        return Err(TrainError::Training("embeddings are empty or ragged".into()));
     }
+    let mut scratch = Scratch::new();
+    let ngrams: Vec<Vec<(u32, f64)>> = data
+        .examples
+        .iter()
+        .map(|e| features::sparse_vector(&config.ngram_features, &e.text, &mut scratch))
+        .collect();
+    let mut columns = BTreeMap::new();
+    for row in &ngrams {
+        for (bucket, _) in row {
+            columns.insert(*bucket, 0);
+        }
+    }
+    for (i, column) in columns.values_mut().enumerate() {
+        *column = i;
+    }
+    let features = Features {
+        texts: data.examples.iter().map(|e| e.text.as_str()).collect(),
+        embeddings,
+        labels: data.examples.iter().map(|e| e.intent).collect(),
+        ngrams,
+        columns,
+        dim,
+    };
 
     let mut grid = Vec::new();
-    for &alpha in &config.alphas {
-        let cv_accuracy = cross_validate(embeddings, &labels, alpha, config, run)?;
-        grid.push(AlphaScore { alpha, cv_accuracy });
+    for &ngram_scale in &config.ngram_scales {
+        for &alpha in &config.alphas {
+            let cv_accuracy = cross_validate(&features, alpha, ngram_scale, config, run)?;
+            grid.push(GridScore {
+                alpha,
+                ngram_scale,
+                cv_accuracy,
+            });
+        }
     }
-    // Best CV accuracy; ties go to the stronger regularisation (smoother probabilities).
+    // Best CV accuracy; ties go to the simpler model (smaller n-gram scale), then to the
+    // stronger regularisation (smoother probabilities).
     let best = grid
         .iter()
         .copied()
         .reduce(|best, s| {
-            if s.cv_accuracy > best.cv_accuracy
-                || (s.cv_accuracy == best.cv_accuracy && s.alpha > best.alpha)
-            {
+            let better = s.cv_accuracy > best.cv_accuracy
+                || (s.cv_accuracy == best.cv_accuracy
+                    && (s.ngram_scale < best.ngram_scale
+                        || (s.ngram_scale == best.ngram_scale && s.alpha > best.alpha)));
+            if better {
                 s
             } else {
                 best
             }
         })
-        .ok_or_else(|| TrainError::Training("empty alpha grid".into()))?;
+        .ok_or_else(|| TrainError::Training("empty grid".into()))?;
 
-    let artifact_without_metrics = fit_artifact(embeddings, &labels, best.alpha, config, run)?;
-    let tier_b = TierB::from_artifact(&artifact_without_metrics)?;
-    let train_evaluation = evaluate_head(&tier_b, embeddings, &labels)?;
+    let all: Vec<usize> = (0..features.labels.len()).collect();
+    let mut artifact = fit_artifact(&features, &all, best.alpha, best.ngram_scale, config, run)?;
+    let tier_b = TierB::from_artifact(&artifact)?;
+    let train_evaluation = evaluate_head(&tier_b, &features.texts, embeddings, &features.labels)?;
 
-    let mut artifact = artifact_without_metrics;
     artifact.training = Some(TierBTraining {
         trainer: format!(
             "switchyard-train-intent-tier-b {}",
@@ -127,7 +187,8 @@ pub fn train(
         ),
         solver: SOLVER.into(),
         alpha: best.alpha,
-        alpha_grid: grid,
+        ngram_scale: best.ngram_scale,
+        grid,
         cv_folds: config.folds,
         max_iterations: config.max_iterations,
         gradient_tolerance: config.gradient_tolerance,
@@ -135,7 +196,7 @@ pub fn train(
         max_tokens: run.max_tokens,
         train_file: run.train_file.clone(),
         train_sha256: data.sha256.clone(),
-        train_examples: labels.len(),
+        train_examples: features.labels.len(),
         train_examples_per_label: data.per_label(),
         heldout_file: None,
         heldout_sha256: None,
@@ -155,17 +216,19 @@ pub fn train(
     })
 }
 
-/// Classifies every embedding with `tier_b` and scores the result.
-pub fn evaluate_head(
+/// Classifies every (text, embedding) with `tier_b` and scores the result.
+pub fn evaluate_head<S: AsRef<str>>(
     tier_b: &TierB,
+    texts: &[S],
     embeddings: &[Vec<f32>],
     labels: &[Intent],
 ) -> Result<Evaluation, TrainError> {
-    let predicted = embeddings
+    let predicted = texts
         .iter()
-        .map(|e| {
+        .zip(embeddings)
+        .map(|(t, e)| {
             tier_b
-                .classify_embedding(e)
+                .classify_embedding(t.as_ref(), e)
                 .map(|p| p.intent)
                 .map_err(|err| TrainError::Training(err.to_string()))
         })
@@ -187,40 +250,33 @@ pub fn fold_ids(labels: &[Intent], folds: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Mean accuracy over the folds (pooled: correct predictions / examples) of heads trained
-/// on the other folds, exported exactly as the final head is.
+/// Accuracy pooled over the folds (correct predictions / examples) of heads trained on the
+/// other folds, exported and evaluated exactly as the final head is.
 fn cross_validate(
-    embeddings: &[Vec<f32>],
-    labels: &[Intent],
+    features: &Features<'_>,
     alpha: f64,
+    ngram_scale: f64,
     config: &TrainConfig,
     run: &RunInfo,
 ) -> Result<f64, TrainError> {
-    let ids = fold_ids(labels, config.folds);
+    let ids = fold_ids(&features.labels, config.folds);
     let mut correct = 0usize;
     let mut total = 0usize;
     for fold in 0..config.folds {
-        let (mut train_x, mut train_y, mut test_x, mut test_y) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((e, l), id) in embeddings.iter().zip(labels).zip(&ids) {
-            if *id == fold {
-                test_x.push(e.clone());
-                test_y.push(*l);
-            } else {
-                train_x.push(e.clone());
-                train_y.push(*l);
-            }
-        }
-        if test_x.is_empty() {
+        let (test, train): (Vec<usize>, Vec<usize>) =
+            (0..ids.len()).partition(|&i| ids[i] == fold);
+        if test.is_empty() {
             continue;
         }
-        let artifact = fit_artifact(&train_x, &train_y, alpha, config, run)?;
+        let artifact = fit_artifact(features, &train, alpha, ngram_scale, config, run)?;
         let head = TierB::from_artifact(&artifact)?;
-        let evaluation = evaluate_head(&head, &test_x, &test_y)?;
-        correct += (0..NUM_INTENTS)
-            .map(|i| evaluation.confusion[i][i])
-            .sum::<usize>();
-        total += evaluation.examples;
+        for &i in &test {
+            let p = head
+                .classify_embedding(features.texts[i], &features.embeddings[i])
+                .map_err(|e| TrainError::Training(e.to_string()))?;
+            correct += usize::from(p.intent == features.labels[i]);
+            total += 1;
+        }
     }
     Ok(if total > 0 {
         correct as f64 / total as f64
@@ -229,23 +285,37 @@ fn cross_validate(
     })
 }
 
-/// Fits one head and exports it (weights rounded, rows in [`Intent::ALL`] order) into an
-/// artifact without training information or metrics.
+/// Fits one head on the examples `rows` and exports it (weights rounded, rows in
+/// [`Intent::ALL`] order, all-zero n-gram rows dropped) into an artifact without training
+/// information or metrics.
 fn fit_artifact(
-    embeddings: &[Vec<f32>],
-    labels: &[Intent],
+    features: &Features<'_>,
+    rows: &[usize],
     alpha: f64,
+    ngram_scale: f64,
     config: &TrainConfig,
     run: &RunInfo,
 ) -> Result<TierBArtifact, TrainError> {
-    let dim = embeddings.first().map_or(0, Vec::len);
-    let mut records = Array2::<f64>::zeros((embeddings.len(), dim));
-    for (mut row, e) in records.rows_mut().into_iter().zip(embeddings) {
-        for (r, v) in row.iter_mut().zip(e) {
+    let dim = features.dim;
+    let ngram_columns = if ngram_scale > 0.0 {
+        features.columns.len()
+    } else {
+        0
+    };
+    let mut records = Array2::<f64>::zeros((rows.len(), dim + ngram_columns));
+    for (mut record, &i) in records.rows_mut().into_iter().zip(rows) {
+        for (r, v) in record.iter_mut().zip(&features.embeddings[i]) {
             *r = f64::from(*v);
         }
+        if ngram_columns > 0 {
+            for (bucket, value) in &features.ngrams[i] {
+                if let Some(&column) = features.columns.get(bucket) {
+                    record[dim + column] = ngram_scale * value;
+                }
+            }
+        }
     }
-    let targets: Array1<usize> = labels.iter().map(|l| l.index()).collect();
+    let targets: Array1<usize> = rows.iter().map(|&i| features.labels[i].index()).collect();
     let dataset = linfa::Dataset::new(records, targets);
     let model = MultiLogisticRegression::default()
         .alpha(alpha)
@@ -254,12 +324,13 @@ fn fit_artifact(
         .fit(&dataset)
         .map_err(|e| TrainError::Training(e.to_string()))?;
 
-    let params = model.params(); // [dim, classes]
+    let params = model.params(); // [dim + ngram columns, classes]
     let intercept = model.intercept(); // [classes]
     let scale = 10f64.powi(i32::try_from(config.weight_decimals).unwrap_or(6));
     let round = |v: f64| ((v * scale).round() / scale) as f32;
     let mut weights = vec![vec![0.0f32; dim]; NUM_INTENTS];
     let mut intercepts = vec![0.0f32; NUM_INTENTS];
+    let mut ngram_rows = vec![[0.0f32; NUM_INTENTS]; ngram_columns];
     let mut present = [false; NUM_INTENTS];
     for (column, &class) in model.classes().iter().enumerate() {
         let row = weights
@@ -268,15 +339,35 @@ fn fit_artifact(
         for (k, w) in row.iter_mut().enumerate() {
             *w = round(params[[k, column]]);
         }
+        for (k, ngram_row) in ngram_rows.iter_mut().enumerate() {
+            ngram_row[class] = round(params[[dim + k, column]]);
+        }
         intercepts[class] = round(intercept[column]);
         present[class] = true;
     }
-    // A label absent from the training data can never win.
+    // A label absent from the training rows can never win.
     for (i, p) in present.iter().enumerate() {
         if !p {
             intercepts[i] = -1e4;
         }
     }
+    let ngrams = (ngram_columns > 0).then(|| {
+        let mut buckets = Vec::new();
+        let mut block_rows = Vec::new();
+        for (bucket, &column) in &features.columns {
+            let row = ngram_rows[column];
+            if row.iter().any(|w| *w != 0.0) {
+                buckets.push(*bucket);
+                block_rows.push(row.to_vec());
+            }
+        }
+        NgramBlock {
+            features: config.ngram_features.clone(),
+            scale: ngram_scale as f32,
+            buckets,
+            rows: block_rows,
+        }
+    });
     Ok(TierBArtifact {
         schema_version: switchyard_intent::tier_b::SCHEMA_VERSION,
         version: VERSION.into(),
@@ -285,6 +376,7 @@ fn fit_artifact(
         dim,
         weights,
         intercepts,
+        ngrams,
         training: None,
         metrics: None,
     })
@@ -343,6 +435,7 @@ mod tests {
         let (embeddings, data) = toy();
         let config = TrainConfig {
             alphas: vec![0.1, 1.0],
+            ngram_scales: vec![0.0, 1.0],
             folds: 2,
             ..TrainConfig::default()
         };
@@ -351,14 +444,37 @@ mod tests {
         let metrics = a.artifact.metrics.as_ref().unwrap();
         assert_eq!(metrics.cv_accuracy, 1.0);
         let training = a.artifact.training.as_ref().unwrap();
-        assert_eq!(training.alpha_grid.len(), 2);
+        assert_eq!(training.grid.len(), 4);
         assert_eq!(training.alpha, 1.0, "ties go to the larger alpha");
+        assert_eq!(training.ngram_scale, 0.0, "ties go to the embedding alone");
+        assert!(a.artifact.ngrams.is_none());
         let b = train(&embeddings, &data, &config, &run()).unwrap();
         assert_eq!(
             serde_json::to_string(&a.artifact).unwrap(),
             serde_json::to_string(&b.artifact).unwrap()
         );
-        let p = a.tier_b.classify_embedding(&embeddings[6]).unwrap();
+        let p = a.tier_b.classify_embedding("x", &embeddings[6]).unwrap();
+        assert_eq!(p.intent, Intent::Tts);
+    }
+
+    #[test]
+    fn ngram_block_is_trained_and_exported_when_selected() {
+        let (embeddings, data) = toy();
+        // Embeddings carry no label information here; only the texts (label names) do.
+        let blank = vec![vec![0.1f32; 8]; embeddings.len()];
+        let config = TrainConfig {
+            alphas: vec![0.1],
+            ngram_scales: vec![0.0, 1.0],
+            folds: 2,
+            ..TrainConfig::default()
+        };
+        let a = train(&blank, &data, &config, &run()).unwrap();
+        let training = a.artifact.training.as_ref().unwrap();
+        assert_eq!(training.ngram_scale, 1.0, "{:?}", training.grid);
+        let block = a.artifact.ngrams.as_ref().unwrap();
+        assert!(!block.buckets.is_empty());
+        assert!(a.train_evaluation.accuracy > 0.9);
+        let p = a.tier_b.classify_embedding("tts 3", &blank[0]).unwrap();
         assert_eq!(p.intent, Intent::Tts);
     }
 

@@ -28,6 +28,7 @@ usage: switchyard-train-intent [options]
   --alpha A[,B..]   L2 strength candidates (default: 0.03,0.1,0.3; one value skips CV)
   --folds K         cross-validation folds on the training data (default: 5)
   --min-df N        drop buckets seen in fewer than N training examples (default: 2)
+  --prune W         drop buckets whose weights are all below W in magnitude (default: 0)
   --max-iterations N  L-BFGS iteration cap (default: 400)
   --buckets-log2 N  feature hash size 2^N (default: 15)
   --char-ngrams A-B character n-gram lengths (default: 2-4)
@@ -45,6 +46,7 @@ struct Options {
     folds: Option<usize>,
     min_df: Option<usize>,
     max_iterations: Option<u64>,
+    prune: Option<f64>,
     buckets_log2: Option<u32>,
     char_ngrams: Option<(usize, usize)>,
     show_cv_errors: bool,
@@ -66,6 +68,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
         folds: None,
         min_df: None,
         max_iterations: None,
+        prune: None,
         buckets_log2: None,
         char_ngrams: None,
         show_cv_errors: false,
@@ -124,6 +127,10 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Options>, Str
                     .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
                 options.char_ngrams =
                     Some(parsed.ok_or_else(|| format!("--char-ngrams {text:?}: expected A-B"))?);
+            }
+            "--prune" => {
+                let text = value("--prune")?;
+                options.prune = Some(text.parse().map_err(|e| format!("--prune {text:?}: {e}"))?);
             }
             "--show-cv-errors" => options.show_cv_errors = true,
             "--check" => options.check = true,
@@ -189,6 +196,9 @@ fn run(options: &Options, out: &mut impl Write) -> Result<bool, Box<dyn std::err
     }
     if let Some(max_iterations) = options.max_iterations {
         cfg.max_iterations = max_iterations;
+    }
+    if let Some(prune) = options.prune {
+        cfg.prune_below = prune;
     }
     if let Some(buckets_log2) = options.buckets_log2 {
         cfg.features.buckets_log2 = buckets_log2;

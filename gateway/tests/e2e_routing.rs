@@ -1,0 +1,253 @@
+//! End-to-end routing with the real binary and the sample models: `model: "auto"` sends short
+//! chat to SmolLM2 and code to Gemma 3 under the default policy, `--profile` picks the device
+//! profile, `switchyard profile check` validates files, and SIGHUP reloads the profile.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn switchyard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+fn profiles_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../profiles")
+}
+
+fn auto(gw: &support::Gateway, path: &str, body: Value) -> (String, String) {
+    let r = support::request(gw.addr, "POST", path, &body.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let header = r.header("x-switchyard-route").unwrap().to_owned();
+    (r.json()["model"].as_str().unwrap().to_owned(), header)
+}
+
+fn chat(prompt: &str) -> Value {
+    json!({
+        "model": "auto",
+        "messages": [{"role": "user", "content": prompt}],
+        "temperature": 0,
+        "max_tokens": 8,
+    })
+}
+
+#[test]
+fn auto_sends_short_chat_to_smollm2_and_code_to_gemma() {
+    support::require_model("smollm2-135m-instruct");
+    support::require_model("gemma3-270m");
+    let gw = support::start("[engine]\nthreads = 2\nslots = 2\n", &support::models_dir());
+    let (model, header) = auto(
+        &gw,
+        "/v1/chat/completions",
+        chat("hi! how are you doing today?"),
+    );
+    assert_eq!(model, "smollm2-135m-instruct", "{header}");
+    assert!(
+        header.contains("intent=chat(") && header.contains("profile=cpu-x86/default"),
+        "{header}"
+    );
+
+    // Code goes to the large tier. Gemma 3 270M is a base model (no chat template), so it
+    // serves completions: a code completion lands there...
+    let code = json!({"model": "auto", "prompt": "Write a Python function that returns True when a number is prime.\n\ndef is_prime(n):", "temperature": 0, "max_tokens": 8});
+    let (model, header) = auto(&gw, "/v1/completions", code);
+    assert_eq!(model, "gemma3-270m", "{header}");
+    assert!(header.contains("intent=code("), "{header}");
+    // ...while a code question in chat stays on a chat model, and the trace says why.
+    let prompt = "Write a Python function that returns True when a number is prime.";
+    let (model, _) = auto(&gw, "/v1/chat/completions", chat(prompt));
+    assert_eq!(model, "smollm2-135m-instruct");
+    let q = json!({"endpoint": "/v1/chat/completions", "body": chat(prompt)});
+    let d = support::request(gw.addr, "POST", "/v1/route", &q.to_string()).json();
+    assert_eq!(d["intent"], "code", "{d}");
+    let rejected: Vec<&str> = d["placements"][0]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["rejected"].as_str())
+        .collect();
+    assert!(
+        rejected
+            .iter()
+            .any(|r| r.contains("gemma3-270m does not serve chat")),
+        "{d}"
+    );
+
+    // The decision is logged with the request.
+    let log = std::fs::read_to_string(&gw.stderr_log).unwrap();
+    assert!(
+        log.contains("routed") && log.contains("model=gemma3-270m"),
+        "{log}"
+    );
+    let t = support::request(gw.addr, "GET", "/v1/telemetry", "").json();
+    assert!(
+        t["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "sysinfo"),
+        "{t}"
+    );
+}
+
+#[test]
+fn profile_check_accepts_good_files_and_names_file_line_key_for_bad_ones() {
+    for file in ["devices/jetson-orin-nano-8gb.toml", "policies/learned.toml"] {
+        let out = switchyard()
+            .args(["profile", "check"])
+            .arg(profiles_root().join(file))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("hot.toml");
+    let text = std::fs::read_to_string(profiles_root().join("devices/cpu-x86.toml"))
+        .unwrap()
+        .replacen("throttle_c = ", "throttle_c = \"hot\" # ", 1);
+    std::fs::write(&bad, text).unwrap();
+    let out = switchyard()
+        .args(["profile", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hot.toml:") && err.contains("thermal.throttle_c"),
+        "{err}"
+    );
+
+    let out = switchyard().args(["profile", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "cpu-x86",
+        "jetson-orin-nano-8gb",
+        "jetson-agx-orin-64gb",
+        "mac-m-series-16gb",
+        "mac-m-max-64gb",
+        "rtx-desktop-24gb",
+    ] {
+        assert!(list.contains(name), "{name} missing from {list}");
+    }
+}
+
+#[test]
+fn serve_profile_flag_picks_the_device_profile_or_refuses_clearly() {
+    let out = switchyard()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--profile",
+            "toaster-9000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("toaster-9000") && err.contains("cpu-x86"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut child = switchyard()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--profile",
+            "jetson-orin-nano-8gb",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--models-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .trim_start_matches("switchyard listening on http://")
+        .parse()
+        .unwrap();
+    let h = support::request(addr, "GET", "/health", "").json();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(h["profile"]["device"], "jetson-orin-nano-8gb", "{h}");
+}
+
+fn health(gw: &support::Gateway) -> Value {
+    support::request(gw.addr, "GET", "/health", "").json()
+}
+
+#[test]
+fn sighup_reloads_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = std::fs::read_to_string(profiles_root().join("devices/cpu-x86.toml"))
+        .unwrap()
+        .replace("policy = \"default\"", "policy = \"policy.toml\"");
+    std::fs::write(dir.path().join("box.toml"), device).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::copy(profiles_root().join("policies/default.toml"), &policy).unwrap();
+    let config = format!(
+        "profile = {:?}\n",
+        dir.path().join("box.toml").display().to_string()
+    );
+    let gw = support::start(&config, dir.path());
+    assert_eq!(health(&gw)["profile"]["policy"], "default");
+
+    // Change the file but keep its modification time, so only SIGHUP can notice.
+    let stamp = std::fs::metadata(&policy).unwrap().modified().unwrap();
+    let text = std::fs::read_to_string(&policy).unwrap().replacen(
+        "name = \"default\"",
+        "name = \"hup\"",
+        1,
+    );
+    std::fs::write(&policy, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&policy)
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        health(&gw)["profile"]["policy"],
+        "default",
+        "reloaded without a signal"
+    );
+
+    let status = Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while health(&gw)["profile"]["policy"] != "hup" {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the profile"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
