@@ -64,7 +64,11 @@ impl AppState {
         feed: TelemetryFeed,
     ) -> anyhow::Result<Self> {
         let mut models = BTreeMap::new();
-        for manifest in crate::models::scan(models_dir) {
+        // Runtime libraries (e.g. ONNX Runtime) live in the models directory but are no models.
+        let servable = crate::models::scan(models_dir)
+            .into_iter()
+            .filter(|m| !m.tasks.iter().all(|t| t == "runtime"));
+        for manifest in servable {
             let created =
                 std::fs::metadata(manifest.dir.join(switchyard_core::manifest::MANIFEST_FILE))
                     .and_then(|m| m.modified())

@@ -327,8 +327,10 @@ fn health(s: &Server) -> Value {
 #[test]
 fn reload_keeps_the_old_profile_on_a_bad_file_and_applies_a_good_one() {
     let (_dir, device, policy) = profile_dir();
-    let mut config = Config::default();
-    config.profile = device.display().to_string();
+    let config = Config {
+        profile: device.display().to_string(),
+        ..Config::default()
+    };
     let s = serve_with(config, false);
     assert_eq!(health(&s)["profile"]["policy"], "default");
 
@@ -377,8 +379,10 @@ fn reload_keeps_the_old_profile_on_a_bad_file_and_applies_a_good_one() {
 #[test]
 fn a_changed_profile_file_is_picked_up_without_a_restart() {
     let (_dir, device, policy) = profile_dir();
-    let mut config = Config::default();
-    config.profile = device.display().to_string();
+    let config = Config {
+        profile: device.display().to_string(),
+        ..Config::default()
+    };
     let s = serve_with(config, true);
     // Make sure the new mtime differs from the first one the watcher saw.
     std::thread::sleep(Duration::from_millis(1100));

@@ -136,6 +136,10 @@ impl Router {
         let started = Instant::now();
         let mut features = stage1::run(request).map_err(RouteError::BadRequest)?;
         let security = self.security(request, &mut features, &mut reasons)?;
+        if !policy.hints.allow_priority && request.hints.priority.is_some() {
+            features.hints.priority = stage1::Priority::Normal;
+            reasons.push(format!("policy '{}' ignores priority hints", policy.name));
+        }
         stages.push(StageTrace {
             stage: "heuristics",
             output: match features.early_exit {
@@ -219,6 +223,7 @@ impl Router {
                     predict_tokens,
                     security,
                     slo_hint_ms: features.hints.slo_ms,
+                    priority: features.hints.priority,
                     // The client's model names the final (generating) step.
                     pinned: pinned.filter(|_| last),
                 };

@@ -3,6 +3,8 @@
 //! hysteresis on a heating Jetson, VRAM filling on an RTX desktop, airgap requests, and the
 //! learned mode converging on the candidate that meets its SLO.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! Tier A: artifact validation, data loading, training determinism and the quality of the
 //! built-in model.
 
+// Helpers outside `#[test]` functions panic on purpose too.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use switchyard_intent::artifact::{Artifact, WeightRow};
@@ -35,8 +38,14 @@ fn tiny_artifact_is_valid() {
 #[test]
 fn rejects_invalid_json() {
     assert!(matches!(TierA::from_json(""), Err(IntentError::Json(_))));
-    assert!(matches!(TierA::from_json("{\"schema_version\": 1"), Err(IntentError::Json(_))));
-    assert!(matches!(TierA::from_json("[1, 2, 3]"), Err(IntentError::Json(_))));
+    assert!(matches!(
+        TierA::from_json("{\"schema_version\": 1"),
+        Err(IntentError::Json(_))
+    ));
+    assert!(matches!(
+        TierA::from_json("[1, 2, 3]"),
+        Err(IntentError::Json(_))
+    ));
     let mut v = tiny_json_value();
     v.as_object_mut().unwrap().remove("weights");
     assert!(matches!(load_value(&v), Err(IntentError::Json(_))));
@@ -53,7 +62,10 @@ fn rejects_other_schema_versions() {
     let mut v = tiny_json_value();
     v["schema_version"] = serde_json::json!(2);
     match load_value(&v) {
-        Err(IntentError::SchemaVersion { found: 2, expected: 1 }) => {}
+        Err(IntentError::SchemaVersion {
+            found: 2,
+            expected: 1,
+        }) => {}
         other => panic!("expected a schema error, got {other:?}"),
     }
 }
@@ -85,7 +97,11 @@ fn label_order_in_the_artifact_is_honoured() {
     }
     let a = TierA::from_artifact(&original).unwrap();
     let b = TierA::from_artifact(&swapped).unwrap();
-    for text in ["read this aloud", "hello there", "write a 2000-word essay on rivers"] {
+    for text in [
+        "read this aloud",
+        "hello there",
+        "write a 2000-word essay on rivers",
+    ] {
         assert_eq!(a.classify(text), b.classify(text));
     }
 }
@@ -97,12 +113,17 @@ fn rejects_dimension_errors() {
     assert!(matches!(load_value(&v), Err(IntentError::Dimensions(_))));
 
     let mut v = tiny_json_value();
-    v["weights"]["rows"][1][1].as_array_mut().unwrap().push(serde_json::json!(0.5));
+    v["weights"]["rows"][1][1]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(0.5));
     assert!(matches!(load_value(&v), Err(IntentError::Dimensions(_))));
 
     let mut v = tiny_json_value();
     v["weights"]["rows"][0][0] = serde_json::json!(1u64 << 15);
-    assert!(matches!(load_value(&v), Err(IntentError::Dimensions(m)) if m.contains("out of range")));
+    assert!(
+        matches!(load_value(&v), Err(IntentError::Dimensions(m)) if m.contains("out of range"))
+    );
 
     let mut v = tiny_json_value();
     let rows = v["weights"]["rows"].as_array_mut().unwrap();
@@ -126,10 +147,16 @@ fn rejects_non_finite_numbers() {
 
     let mut artifact = tiny_artifact();
     artifact.weights.rows[0].1[0] = f32::NAN;
-    assert!(matches!(TierA::from_artifact(&artifact), Err(IntentError::NonFinite(_))));
+    assert!(matches!(
+        TierA::from_artifact(&artifact),
+        Err(IntentError::NonFinite(_))
+    ));
     let mut artifact = tiny_artifact();
     artifact.intercepts[1] = f32::INFINITY;
-    assert!(matches!(TierA::from_artifact(&artifact), Err(IntentError::NonFinite(_))));
+    assert!(matches!(
+        TierA::from_artifact(&artifact),
+        Err(IntentError::NonFinite(_))
+    ));
 }
 
 #[test]
@@ -179,7 +206,9 @@ fn data_errors_name_the_line() {
     ];
     for (text, line, needle) in cases {
         match Dataset::parse(path, text) {
-            Err(IntentError::Data { line: got, message, .. }) => {
+            Err(IntentError::Data {
+                line: got, message, ..
+            }) => {
                 assert_eq!(got, line, "{text:?}: {message}");
                 assert!(message.contains(needle), "{text:?}: {message}");
             }
@@ -196,24 +225,87 @@ fn data_errors_name_the_line() {
 
 #[test]
 fn overlapping_heldout_is_rejected() {
-    let a = Dataset::parse(Path::new("a"), "{\"text\": \"Read this aloud\", \"intent\": \"tts\"}\n").unwrap();
+    let a = Dataset::parse(
+        Path::new("a"),
+        "{\"text\": \"Read this aloud\", \"intent\": \"tts\"}\n",
+    )
+    .unwrap();
     let b = Dataset::parse(
         Path::new("b"),
         "{\"text\": \"hello\", \"intent\": \"chat\"}\n{\"text\": \"read  this ALOUD\", \"intent\": \"tts\"}\n",
     )
     .unwrap();
-    assert!(matches!(a.check_disjoint(&b), Err(IntentError::Data { line: 2, .. })));
+    assert!(matches!(
+        a.check_disjoint(&b),
+        Err(IntentError::Data { line: 2, .. })
+    ));
 }
 
 fn tiny_training_set() -> Dataset {
     let examples: [(&str, [&str; 4]); NUM_INTENTS] = [
-        ("chat", ["hello, how are you?", "why is the sky blue", "thanks a lot!", "tell me a joke"]),
-        ("code", ["write a python function to sort a list", "fix this rust compile error", "sql query for top customers", "regex for emails in javascript"]),
-        ("summarize", ["summarize this article", "tl;dr of the text below", "give me the key points of this report", "condense these notes"]),
-        ("long-form", ["write a 2000-word essay on rivers", "write a long story about pirates", "draft a detailed report on solar power", "write a blog post about travel"]),
-        ("tool-use", ["what's the weather in Paris right now", "set an alarm for 7am", "send an email to Bob", "check the bitcoin price"]),
-        ("classify", ["is this review positive or negative", "classify this email as spam or not", "label the sentiment of these tweets", "which category fits this ticket"]),
-        ("tts", ["read this aloud", "say this out loud please", "convert this text to speech", "narrate this story in a calm voice"]),
+        (
+            "chat",
+            [
+                "hello, how are you?",
+                "why is the sky blue",
+                "thanks a lot!",
+                "tell me a joke",
+            ],
+        ),
+        (
+            "code",
+            [
+                "write a python function to sort a list",
+                "fix this rust compile error",
+                "sql query for top customers",
+                "regex for emails in javascript",
+            ],
+        ),
+        (
+            "summarize",
+            [
+                "summarize this article",
+                "tl;dr of the text below",
+                "give me the key points of this report",
+                "condense these notes",
+            ],
+        ),
+        (
+            "long-form",
+            [
+                "write a 2000-word essay on rivers",
+                "write a long story about pirates",
+                "draft a detailed report on solar power",
+                "write a blog post about travel",
+            ],
+        ),
+        (
+            "tool-use",
+            [
+                "what's the weather in Paris right now",
+                "set an alarm for 7am",
+                "send an email to Bob",
+                "check the bitcoin price",
+            ],
+        ),
+        (
+            "classify",
+            [
+                "is this review positive or negative",
+                "classify this email as spam or not",
+                "label the sentiment of these tweets",
+                "which category fits this ticket",
+            ],
+        ),
+        (
+            "tts",
+            [
+                "read this aloud",
+                "say this out loud please",
+                "convert this text to speech",
+                "narrate this story in a calm voice",
+            ],
+        ),
     ];
     let mut text = String::new();
     for (label, texts) in examples {
@@ -263,16 +355,35 @@ fn training_rejects_missing_labels_and_bad_config() {
         alphas: vec![1.0],
         ..TrainConfig::default()
     };
-    assert!(matches!(train::train(&cfg, &data), Err(IntentError::Training(m)) if m.contains("tts")));
+    assert!(
+        matches!(train::train(&cfg, &data), Err(IntentError::Training(m)) if m.contains("tts"))
+    );
 
     let data = tiny_training_set();
     for cfg in [
-        TrainConfig { alphas: vec![], ..TrainConfig::default() },
-        TrainConfig { alphas: vec![-1.0], ..TrainConfig::default() },
-        TrainConfig { alphas: vec![0.1, 1.0], cv_folds: 1, ..TrainConfig::default() },
-        TrainConfig { alphas: vec![0.1, 1.0], cv_folds: 5, ..TrainConfig::default() },
+        TrainConfig {
+            alphas: vec![],
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            alphas: vec![-1.0],
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            alphas: vec![0.1, 1.0],
+            cv_folds: 1,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            alphas: vec![0.1, 1.0],
+            cv_folds: 5,
+            ..TrainConfig::default()
+        },
     ] {
-        assert!(matches!(train::train(&cfg, &data), Err(IntentError::Training(_))), "{cfg:?}");
+        assert!(
+            matches!(train::train(&cfg, &data), Err(IntentError::Training(_))),
+            "{cfg:?}"
+        );
     }
 }
 
@@ -281,13 +392,62 @@ fn builtin_classifies_obvious_requests() {
     let model = TierA::builtin().unwrap();
     assert_eq!(model.version(), "intent-tier-a-v1");
     let cases: [(Intent, &[&str]); NUM_INTENTS] = [
-        (Intent::Chat, &["hi, how are you doing today?", "why do cats purr?", "thanks, that helped a lot"]),
-        (Intent::Code, &["write a python function that reverses a linked list", "fix this TypeError in my javascript code", "```rust\nfn main() { let x: i32 = \"a\"; }\n```\nwhy doesn't this compile?"]),
-        (Intent::Summarize, &["summarize this article in three bullet points", "tl;dr this article for me please", "give me the key takeaways of this meeting transcript"]),
-        (Intent::LongForm, &["write a 2000-word essay on the industrial revolution", "write a long bedtime story about a dragon", "draft a detailed report on electric cars"]),
-        (Intent::ToolUse, &["what's the weather in Paris right now?", "set an alarm for 6am tomorrow", "send an email to my boss saying I'm late"]),
-        (Intent::Classify, &["is this review positive or negative: \"terrible service\"", "classify this email as spam or not spam", "label the sentiment of each tweet below"]),
-        (Intent::Tts, &["read this aloud", "convert this text to speech with a female voice", "please read the following paragraph out loud"]),
+        (
+            Intent::Chat,
+            &[
+                "hi, how are you doing today?",
+                "why do cats purr?",
+                "thanks, that helped a lot",
+            ],
+        ),
+        (
+            Intent::Code,
+            &[
+                "write a python function that reverses a linked list",
+                "fix this TypeError in my javascript code",
+                "```rust\nfn main() { let x: i32 = \"a\"; }\n```\nwhy doesn't this compile?",
+            ],
+        ),
+        (
+            Intent::Summarize,
+            &[
+                "summarize this article in three bullet points",
+                "tl;dr this article for me please",
+                "give me the key takeaways of this meeting transcript",
+            ],
+        ),
+        (
+            Intent::LongForm,
+            &[
+                "write a 2000-word essay on the industrial revolution",
+                "write a long bedtime story about a dragon",
+                "draft a detailed report on electric cars",
+            ],
+        ),
+        (
+            Intent::ToolUse,
+            &[
+                "what's the weather in Paris right now?",
+                "set an alarm for 6am tomorrow",
+                "send an email to my boss saying I'm late",
+            ],
+        ),
+        (
+            Intent::Classify,
+            &[
+                "is this review positive or negative: \"terrible service\"",
+                "classify this email as spam or not spam",
+                "label the sentiment of each tweet below",
+            ],
+        ),
+        (
+            Intent::Tts,
+            &[
+                "read this aloud",
+                "convert this text to speech with a female voice",
+                "please read the following paragraph out loud",
+            ],
+        ),
     ];
     for (intent, texts) in cases {
         for text in texts {
@@ -332,7 +492,12 @@ fn odd_inputs_do_not_panic() {
 #[test]
 fn classify_is_consistent_across_threads() {
     let model = std::sync::Arc::new(TierA::builtin().unwrap());
-    let texts = ["read this aloud", "summarize this", "write a haiku about rust", "weather in Oslo"];
+    let texts = [
+        "read this aloud",
+        "summarize this",
+        "write a haiku about rust",
+        "weather in Oslo",
+    ];
     let expected: Vec<_> = texts.iter().map(|t| model.classify(t)).collect();
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -360,7 +525,10 @@ fn builtin_artifact_matches_the_training_data() {
     );
     assert_eq!(info.train_examples, train_set.examples.len());
     let heldout = Dataset::load(&crate_path("data/heldout.jsonl")).unwrap();
-    assert_eq!(info.heldout_sha256.as_deref(), Some(heldout.sha256.as_str()));
+    assert_eq!(
+        info.heldout_sha256.as_deref(),
+        Some(heldout.sha256.as_str())
+    );
     // The held-out data never overlaps the training data.
     train_set.check_disjoint(&heldout).unwrap();
 }
@@ -389,5 +557,9 @@ fn builtin_reaches_the_heldout_target() {
     let artifact = Artifact::from_json(BUILTIN_ARTIFACT).unwrap();
     let metrics = artifact.metrics.unwrap();
     let stored = metrics.heldout_accuracy.unwrap();
-    assert!((stored - evaluation.accuracy).abs() < 1e-6, "{stored} vs {}", evaluation.accuracy);
+    assert!(
+        (stored - evaluation.accuracy).abs() < 1e-6,
+        "{stored} vs {}",
+        evaluation.accuracy
+    );
 }

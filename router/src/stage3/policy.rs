@@ -12,7 +12,7 @@ use super::feasibility;
 use super::hysteresis::{ThermalLatch, ThermalState};
 use super::inputs::{is_local_cpu, ModelView};
 use super::thompson::Bandit;
-use crate::stage1::SecurityLevel;
+use crate::stage1::{Priority, SecurityLevel};
 
 /// What the policy is asked to place.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +35,8 @@ pub struct Ask<'a> {
     pub security: SecurityLevel,
     /// Latency target from the request's hint, if any.
     pub slo_hint_ms: Option<u32>,
+    /// Priority hint: `high` weighs queue depth double (avoid busy models), `low` half.
+    pub priority: Priority,
     /// A model the client named (it is honoured if it can run).
     pub pinned: Option<&'a str>,
 }
@@ -344,6 +346,11 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
 
     // Scoring.
     let weights = &policy.scoring;
+    let queue_factor = match ask.priority {
+        Priority::High => 2.0,
+        Priority::Normal => 1.0,
+        Priority::Low => 0.5,
+    };
     let max_quality = policy
         .tiers
         .values()
@@ -379,7 +386,7 @@ pub fn place(ask: &Ask<'_>, world: &World<'_>, learners: &mut Learners) -> Place
             f64::from(weights.latency) * latency
                 + f64::from(weights.quality) * quality
                 + f64::from(weights.thermal) * heat
-                + f64::from(weights.queue) * load
+                + f64::from(weights.queue) * queue_factor * load
                 // The device profile's engine order breaks ties.
                 + 0.01 * c.engine_rank as f64,
         );
