@@ -1,4 +1,10 @@
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 //! Route decision latency, end to end through the three stages, for four kinds of request:
 //! a short text that tier A decides, a low-confidence text that goes to tier B (when the
 //! MiniLM model and ONNX Runtime are installed), an image request and an audio request.

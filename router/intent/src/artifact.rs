@@ -7,8 +7,9 @@
 //!   "labels": ["chat", "code", ...],          // column order of weights and intercepts
 //!   "features": { FeatureConfig },           // hashing parameters
 //!   "intercepts": [7 numbers],
-//!   "weights": { "layout": "sparse-bucket-rows",
-//!                "rows": [[bucket, [7 numbers]], ...] },  // ascending buckets; others are zero
+//!   "weights": { "layout": "sparse-bucket-rows", "scale": 0.01,
+//!                "rows": [[bucket, [7 integers]], ...] }, // weight = integer × scale;
+//!                                                          // ascending buckets; others are zero
 //!   "training": { data hashes, hyper-parameters, ... },
 //!   "metrics": { held-out accuracy, macro-F1, per-class table }
 //! }
@@ -58,17 +59,20 @@ pub struct Artifact {
 pub struct Weights {
     /// Must be [`WEIGHT_LAYOUT`].
     pub layout: String,
+    /// Quantisation step: a stored integer `q` means the weight `q × scale` (finite, > 0).
+    pub scale: f32,
     /// One row per bucket with a non-zero weight, in strictly ascending bucket order.
     pub rows: Vec<WeightRow>,
 }
 
-/// The weights of one hash bucket: `[bucket, [w_label0, w_label1, ...]]` in JSON.
+/// The weights of one hash bucket: `[bucket, [q_label0, q_label1, ...]]` in JSON, each weight
+/// stored as an integer multiple of [`Weights::scale`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WeightRow(
     /// Bucket id, `< 2^buckets_log2`.
     pub u32,
-    /// One weight per label, in the artifact's `labels` order.
-    pub Vec<f32>,
+    /// One quantised weight per label, in the artifact's `labels` order.
+    pub Vec<i32>,
 );
 
 /// Provenance of an artifact.
@@ -84,7 +88,7 @@ pub struct TrainingInfo {
     pub max_iterations: u64,
     /// Solver gradient tolerance.
     pub gradient_tolerance: f64,
-    /// Decimal places weights were rounded to when exported.
+    /// Weights were rounded to this many decimal places (`weights.scale = 10^-weight_decimals`).
     pub weight_decimals: u32,
     /// Path of the training file as given on the command line.
     pub train_file: String,
@@ -182,6 +186,8 @@ impl Artifact {
 
 /// Containers nested deeper than this are written on one line.
 const PRETTY_DEPTH: usize = 3;
+/// Items nested deeper than this are not indented.
+const MAX_INDENT: usize = 2;
 
 /// A JSON formatter that indents the outer `max_depth` levels and writes deeper containers
 /// compactly (so a weight row or a per-class score sits on one line).
@@ -204,11 +210,14 @@ impl ShallowPretty {
         self.depth <= self.max_depth
     }
 
+    /// A newline and two spaces per level, up to [`MAX_INDENT`] levels (deeper items, like
+    /// weight rows, start at the margin so the file stays small).
     fn newline_indent<W: ?Sized + std::io::Write>(
         writer: &mut W,
         level: usize,
     ) -> std::io::Result<()> {
         writer.write_all(b"\n")?;
+        let level = if level > MAX_INDENT { 0 } else { level };
         for _ in 0..level {
             writer.write_all(b"  ")?;
         }
@@ -360,8 +369,15 @@ pub(crate) fn validate_into_tier_a(artifact: &Artifact) -> Result<TierA, IntentE
             w.layout
         )));
     }
+    let scale = w.scale;
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(IntentError::NonFinite(format!(
+            "weights.scale ({scale} must be finite and positive)"
+        )));
+    }
     let buckets = artifact.features.num_buckets();
-    let mut dense = vec![[0.0f32; LANES]; buckets];
+    let mut index = vec![0u32; buckets];
+    let mut dense = Vec::with_capacity(w.rows.len());
     let mut previous: Option<u32> = None;
     for (i, WeightRow(bucket, row)) in w.rows.iter().enumerate() {
         let bucket = *bucket;
@@ -383,16 +399,21 @@ pub(crate) fn validate_into_tier_a(artifact: &Artifact) -> Result<TierA, IntentE
                 row.len()
             )));
         }
-        let target = &mut dense[bucket as usize];
-        for (j, value) in row.iter().enumerate() {
+        let mut target = [0.0f32; LANES];
+        for (j, q) in row.iter().enumerate() {
+            let value = *q as f32 * scale;
             if !value.is_finite() {
                 return Err(IntentError::NonFinite(format!("weights.rows[{i}]")));
             }
-            target[columns[j]] = *value;
+            target[columns[j]] = value;
         }
+        dense.push(target);
+        // `dense.len()` ≤ rows ≤ buckets ≤ 2^20, so it fits.
+        index[bucket as usize] = u32::try_from(dense.len()).unwrap_or(u32::MAX);
     }
     Ok(TierA::from_parts(
         artifact.features.clone(),
+        index,
         dense,
         intercepts,
         artifact.model.clone(),

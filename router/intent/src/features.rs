@@ -80,8 +80,8 @@ impl Default for FeatureConfig {
             char_ngram_min: 2,
             char_ngram_max: 4,
             word_ngram_max: 2,
-            max_head_bytes: 1024,
-            max_tail_bytes: 512,
+            max_head_bytes: 512,
+            max_tail_bytes: 256,
             length_feature: true,
             tf: TF_NAME.to_owned(),
             norm: NORM_NAME.to_owned(),
@@ -300,6 +300,19 @@ fn tf(count: u16) -> f32 {
     }
 }
 
+/// [`tf`] of the counts below 256, computed once (the same `f32::ln` values, without a libm call
+/// per bucket on the hot path).
+fn tf_table() -> &'static [f32; 256] {
+    static TABLE: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = [1.0f32; 256];
+        for (count, value) in (0u16..).zip(table.iter_mut()) {
+            *value = tf(count);
+        }
+        table
+    })
+}
+
 /// Extracts the hashed features of `text` and calls `emit(bucket, value)` once per distinct
 /// bucket, with `value = 1 + ln(count)` (not yet normalised), in first-seen order.
 ///
@@ -335,9 +348,20 @@ pub fn extract(
         };
         hash_features(cfg, text, word, &mut add);
     }
+    // Read first, reset after: with no stores in this loop the caller's accumulators can stay
+    // in registers.
+    let table = tf_table();
+    for &bucket in &scratch.touched {
+        if let Some(&count) = scratch.counts.get(bucket as usize) {
+            let value = match table.get(usize::from(count)) {
+                Some(v) => *v,
+                None => tf(count),
+            };
+            emit(bucket, value);
+        }
+    }
     for &bucket in &scratch.touched {
         if let Some(count) = scratch.counts.get_mut(bucket as usize) {
-            emit(bucket, tf(*count));
             *count = 0;
         }
     }
@@ -363,6 +387,18 @@ pub fn sparse_vector(cfg: &FeatureConfig, text: &str, scratch: &mut Scratch) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tf_table_matches_tf() {
+        for count in 0..=255u16 {
+            assert_eq!(
+                tf_table()[usize::from(count)].to_bits(),
+                tf(count).to_bits()
+            );
+        }
+        assert_eq!(tf(1), 1.0);
+        assert!((tf(3) - (1.0 + 3f32.ln())).abs() < 1e-7);
+    }
 
     #[test]
     fn empty_and_blank_have_no_features() {

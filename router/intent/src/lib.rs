@@ -244,8 +244,11 @@ pub(crate) const LANES: usize = 8;
 #[derive(Debug, Clone)]
 pub struct TierA {
     features: FeatureConfig,
-    /// One row per hash bucket (dense; unused buckets are zero), canonical label order.
-    weights: Vec<[f32; LANES]>,
+    /// Per hash bucket: 1 + its row in `rows`, or 0 when all its weights are zero.
+    index: Vec<u32>,
+    /// Weight rows of the buckets with a non-zero weight, canonical label order. Kept compact
+    /// (rather than one row per bucket) so the rows a request touches stay in cache.
+    rows: Vec<[f32; LANES]>,
     intercepts: [f32; LANES],
     /// Model version string from the artifact.
     version: String,
@@ -283,13 +286,15 @@ impl TierA {
 
     pub(crate) fn from_parts(
         features: FeatureConfig,
-        weights: Vec<[f32; LANES]>,
+        index: Vec<u32>,
+        rows: Vec<[f32; LANES]>,
         intercepts: [f32; LANES],
         version: String,
     ) -> TierA {
         TierA {
             features,
-            weights,
+            index,
+            rows,
             intercepts,
             version,
         }
@@ -307,7 +312,7 @@ impl TierA {
 
     /// Number of hash buckets with at least one non-zero weight.
     pub fn nonzero_buckets(&self) -> usize {
-        self.weights
+        self.rows
             .iter()
             .filter(|row| row.iter().any(|w| *w != 0.0))
             .count()
@@ -338,7 +343,8 @@ impl TierA {
         let mut sum_sq = 0.0f32;
         features::extract(&self.features, text, scratch, |bucket, value| {
             sum_sq += value * value;
-            if let Some(row) = self.weights.get(bucket as usize) {
+            let slot = self.index.get(bucket as usize).copied().unwrap_or(0) as usize;
+            if let Some(row) = slot.checked_sub(1).and_then(|r| self.rows.get(r)) {
                 for (a, w) in acc.iter_mut().zip(row) {
                     *a += value * w;
                 }

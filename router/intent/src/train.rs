@@ -5,10 +5,13 @@
 //! 1. [`Dataset::load`] reads a JSONL file of `{"text": ..., "intent": ...}` lines (errors name
 //!    the file and line; duplicate texts are rejected).
 //! 2. [`train`] turns every text into its hashed feature vector with [`features::extract`] (the
-//!    function inference uses), keeps the buckets that occur in the training data as the columns
-//!    of a dense design matrix, picks linfa's L2 strength `alpha` by stratified k-fold
-//!    cross-validation **on the training split only**, refits on the whole split and exports the
-//!    weights into an [`Artifact`] (rounded, all-zero rows dropped).
+//!    function inference uses), keeps the buckets present in at least
+//!    [`TrainConfig::min_bucket_examples`] training examples as columns, fits linfa's
+//!    `MultiLogisticRegression` (through an exact Gram-matrix reparametrisation, see `fit`),
+//!    picks the L2 strength `alpha` by stratified k-fold cross-validation **on the training
+//!    split only**, refits on the whole split, prunes buckets with only small weights
+//!    ([`TrainConfig::prune_below`]) and exports the weights into an [`Artifact`] (quantised to
+//!    integer steps, all-zero rows dropped).
 //! 3. [`add_heldout_metrics`] evaluates the exported model, exactly as it will run, on a held-out
 //!    file that played no part in steps 1–2, and records the result in the artifact.
 //!
@@ -189,7 +192,8 @@ pub struct TrainConfig {
     pub max_iterations: u64,
     /// L-BFGS gradient-norm tolerance.
     pub gradient_tolerance: f64,
-    /// Weights and intercepts are rounded to this many decimal places when exported.
+    /// Weights are exported as integers in steps of `10^-weight_decimals`; intercepts are
+    /// rounded to `max(weight_decimals, 4)` decimal places.
     pub weight_decimals: u32,
     /// Name of the trainer recorded in the artifact.
     pub trainer: String,
@@ -202,13 +206,13 @@ impl Default for TrainConfig {
         TrainConfig {
             model: "intent-tier-a-v1".into(),
             features: FeatureConfig::default(),
-            alphas: vec![0.03, 0.1, 0.3],
+            alphas: vec![0.003, 0.01, 0.03],
             cv_folds: 5,
-            min_bucket_examples: 2,
-            prune_below: 0.0,
+            min_bucket_examples: 3,
+            prune_below: 0.3,
             max_iterations: 400,
             gradient_tolerance: 1e-4,
-            weight_decimals: 3,
+            weight_decimals: 2,
             trainer: concat!("switchyard-train-intent ", env!("CARGO_PKG_VERSION")).into(),
             train_file_label: None,
         }
@@ -241,9 +245,9 @@ impl TrainConfig {
                 self.prune_below
             )));
         }
-        if self.weight_decimals > 7 {
+        if self.weight_decimals > 6 {
             return Err(IntentError::Training(format!(
-                "weight_decimals {} is more than f32 holds",
+                "weight_decimals {} is more than the exported integers hold",
                 self.weight_decimals
             )));
         }
@@ -622,12 +626,23 @@ pub fn train(cfg: &TrainConfig, data: &Dataset) -> Result<Trained, IntentError> 
     model.prune(cfg.prune_below);
 
     let decimals = cfg.weight_decimals;
-    let weight_rows: Vec<WeightRow> = model
-        .rows
-        .iter()
-        .map(|(bucket, w)| WeightRow(*bucket, w.iter().map(|v| round_to(*v, decimals)).collect()))
-        .filter(|WeightRow(_, w)| w.iter().any(|v| *v != 0.0))
-        .collect();
+    let step = 10f64.powi(decimals as i32);
+    let mut weight_rows = Vec::with_capacity(model.rows.len());
+    for (bucket, w) in &model.rows {
+        let mut q = Vec::with_capacity(NUM_INTENTS);
+        for v in w {
+            let scaled = (v * step).round();
+            if scaled.abs() > f64::from(i32::MAX) {
+                return Err(IntentError::Training(format!(
+                    "weight {v} does not fit the exported integers at {decimals} decimals"
+                )));
+            }
+            q.push(scaled as i32);
+        }
+        if q.iter().any(|x| *x != 0) {
+            weight_rows.push(WeightRow(*bucket, q));
+        }
+    }
     let artifact = Artifact {
         schema_version: SCHEMA_VERSION,
         model: cfg.model.clone(),
@@ -636,10 +651,11 @@ pub fn train(cfg: &TrainConfig, data: &Dataset) -> Result<Trained, IntentError> 
         intercepts: model
             .intercepts
             .iter()
-            .map(|v| round_to(*v, decimals))
+            .map(|v| round_to(*v, decimals.max(4)))
             .collect(),
         weights: Weights {
             layout: WEIGHT_LAYOUT.into(),
+            scale: (1.0 / step) as f32,
             rows: weight_rows,
         },
         training: Some(TrainingInfo {

@@ -116,7 +116,7 @@ fn rejects_dimension_errors() {
     v["weights"]["rows"][1][1]
         .as_array_mut()
         .unwrap()
-        .push(serde_json::json!(0.5));
+        .push(serde_json::json!(5));
     assert!(matches!(load_value(&v), Err(IntentError::Dimensions(_))));
 
     let mut v = tiny_json_value();
@@ -139,14 +139,27 @@ fn rejects_dimension_errors() {
 fn rejects_non_finite_numbers() {
     // JSON has no NaN; a value beyond f32's range becomes infinite when read.
     let mut v = tiny_json_value();
-    v["weights"]["rows"][2][1][4] = serde_json::json!(1e39);
+    v["weights"]["scale"] = serde_json::json!(1e39);
     assert!(matches!(load_value(&v), Err(IntentError::NonFinite(_))));
+    let mut v = tiny_json_value();
+    v["weights"]["scale"] = serde_json::json!(1e30);
+    v["weights"]["rows"][2][1][4] = serde_json::json!(2_000_000_000);
+    assert!(matches!(load_value(&v), Err(IntentError::NonFinite(_))));
+    for bad_scale in [0.0, -0.01] {
+        let mut v = tiny_json_value();
+        v["weights"]["scale"] = serde_json::json!(bad_scale);
+        assert!(matches!(load_value(&v), Err(IntentError::NonFinite(_))));
+    }
+    // Weights are integers: a fraction or an out-of-range number is malformed JSON.
+    let mut v = tiny_json_value();
+    v["weights"]["rows"][2][1][4] = serde_json::json!(0.5);
+    assert!(matches!(load_value(&v), Err(IntentError::Json(_))));
     let mut v = tiny_json_value();
     v["intercepts"][2] = serde_json::json!(-1e300);
     assert!(matches!(load_value(&v), Err(IntentError::NonFinite(_))));
 
     let mut artifact = tiny_artifact();
-    artifact.weights.rows[0].1[0] = f32::NAN;
+    artifact.weights.scale = f32::NAN;
     assert!(matches!(
         TierA::from_artifact(&artifact),
         Err(IntentError::NonFinite(_))

@@ -25,10 +25,10 @@ usage: switchyard-train-intent [options]
   --heldout PATH    held-out data, evaluated only (default: <crate>/data/heldout.jsonl)
   --no-heldout      skip the held-out evaluation
   --out PATH        artifact to write (default: <crate>/artifacts/intent-tier-a-v1.json)
-  --alpha A[,B..]   L2 strength candidates (default: 0.03,0.1,0.3; one value skips CV)
+  --alpha A[,B..]   L2 strength candidates (default: 0.003,0.01,0.03; one value skips CV)
   --folds K         cross-validation folds on the training data (default: 5)
-  --min-df N        drop buckets seen in fewer than N training examples (default: 2)
-  --prune W         drop buckets whose weights are all below W in magnitude (default: 0)
+  --min-df N        drop buckets seen in fewer than N training examples (default: 3)
+  --prune W         drop buckets whose weights are all below W in magnitude (default: 0.3)
   --max-iterations N  L-BFGS iteration cap (default: 400)
   --buckets-log2 N  feature hash size 2^N (default: 15)
   --char-ngrams A-B character n-gram lengths (default: 2-4)
