@@ -11,7 +11,7 @@
 //!
 //! `cargo bench -p switchyard-router --bench decision` prints p50/p99 over many decisions
 //! for each case (the figures `docs/BENCHMARKS.md` records), then runs criterion's own
-//! measurement of the same closures.
+//! measurement of the same closures (skip that with `BENCH_PERCENTILES_ONLY=1`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -130,23 +130,34 @@ fn unsure_text(tier_a: &TierA, threshold: f32) -> Option<String> {
         .map(|t| (*t).to_owned())
 }
 
+/// p50 and p99 of whole decisions, and the mean time of each stage (from the trace).
 fn percentiles(
     router: &Router,
     request: &RouteRequest,
     view: &BoxView<'_>,
     n: usize,
-) -> (Duration, Duration) {
+) -> (Duration, Duration, Vec<(&'static str, f64)>) {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n.min(200) {
         black_box(router.decide(request, view, false).ok());
     }
+    let mut stages: Vec<(&'static str, f64)> = Vec::new();
     for _ in 0..n {
         let started = Instant::now();
-        black_box(router.decide(request, view, false).ok());
+        let decision = black_box(router.decide(request, view, false).ok());
         samples.push(started.elapsed());
+        for stage in decision.iter().flat_map(|d| &d.stages) {
+            match stages.iter_mut().find(|(name, _)| *name == stage.stage) {
+                Some((_, total)) => *total += stage.nanos as f64,
+                None => stages.push((stage.stage, stage.nanos as f64)),
+            }
+        }
     }
     samples.sort();
-    (samples[n / 2], samples[(n * 99) / 100])
+    for (_, total) in &mut stages {
+        *total /= n as f64 * 1e3;
+    }
+    (samples[n / 2], samples[(n * 99) / 100], stages)
 }
 
 fn bench(c: &mut Criterion) {
@@ -209,12 +220,21 @@ fn bench(c: &mut Criterion) {
         } else {
             20_000
         };
-        let (p50, p99) = percentiles(&router, request, &view, n);
+        let (p50, p99, stages) = percentiles(&router, request, &view, n);
+        let stages: Vec<String> = stages
+            .iter()
+            .map(|(name, us)| format!("{name} {us:.1} us"))
+            .collect();
         println!(
-            "{name:28} p50 {:>9.1} us  p99 {:>9.1} us  ({n} decisions)  {summary}",
+            "{name:28} p50 {:>9.1} us  p99 {:>9.1} us  ({n} decisions; mean per stage: {})\n{:30}{summary}",
             p50.as_secs_f64() * 1e6,
-            p99.as_secs_f64() * 1e6
+            p99.as_secs_f64() * 1e6,
+            stages.join(", "),
+            ""
         );
+    }
+    if std::env::var_os("BENCH_PERCENTILES_ONLY").is_some() {
+        return;
     }
     let mut group = c.benchmark_group("route_decision");
     for (name, request) in &cases {

