@@ -40,6 +40,8 @@ pub fn load(models_dir: &Path, config: &Config) -> Option<TierBSetup> {
         switchyard_engine_onnx::init_runtime(&paths.runtime_library).map_err(|e| e.to_string())?;
         let options = EmbedderOptions {
             threads: config.engine_config().threads as usize,
+            // The head was trained on embeddings of this many tokens (and it keeps tier B fast).
+            max_tokens: head.max_tokens(),
             // Spinning workers would steal cycles from the llama.cpp decoders on small boxes.
             spin: false,
             ..EmbedderOptions::default()

@@ -77,6 +77,21 @@ fn auto_sends_short_chat_to_smollm2_and_code_to_gemma() {
         "{d}"
     );
 
+    // Naming the base model for chat is a clear 400, not an engine failure.
+    let mut body = chat("hello");
+    body["model"] = json!("gemma3-270m");
+    let r = support::request(gw.addr, "POST", "/v1/chat/completions", &body.to_string());
+    assert_eq!(r.status, 400, "{}", r.body);
+    let e = r.json();
+    assert_eq!(e["error"]["param"], "model", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/completions"),
+        "{e}"
+    );
+
     // The decision is logged with the request.
     let log = std::fs::read_to_string(&gw.stderr_log).unwrap();
     assert!(

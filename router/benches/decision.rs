@@ -62,14 +62,16 @@ fn tier_b() -> Option<TierBSetup> {
         return None;
     }
     switchyard_engine_onnx::init_runtime(&paths.runtime_library).ok()?;
+    let head = TierB::builtin().ok()?;
     let options = EmbedderOptions {
         threads: 2,
+        max_tokens: head.max_tokens(),
         spin: false,
         ..EmbedderOptions::default()
     };
     let embedder = MiniLmEmbedder::load_with(&paths.model, &paths.tokenizer, &options).ok()?;
     Some(TierBSetup {
-        head: Arc::new(TierB::builtin().ok()?),
+        head: Arc::new(head),
         embedder: Arc::new(Onnx(embedder)),
     })
 }

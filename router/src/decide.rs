@@ -53,6 +53,9 @@ pub enum RouteError {
     /// The requested model is not installed (404).
     #[error("model '{0}' is not installed")]
     UnknownModel(String),
+    /// The requested model cannot do what the endpoint asks (400).
+    #[error("{0}")]
+    WrongTask(String),
     /// Nothing installed can serve the request now (503); the message says why.
     #[error("{0}")]
     NoModel(String),
@@ -192,12 +195,24 @@ impl Router {
         // Stage 3.
         let started = Instant::now();
         let pinned = Some(request.model.as_str()).filter(|m| !m.is_empty() && *m != AUTO_MODEL);
+        let tasks = step_tasks(request.endpoint, &features);
         if let Some(p) = pinned {
-            if !view.models.iter().any(|m| m.id == p) {
+            let Some(m) = view.models.iter().find(|m| m.id == p) else {
                 return Err(RouteError::UnknownModel(p.to_owned()));
+            };
+            let needs = model_task(request.endpoint, tasks.last().copied().unwrap_or("llm"));
+            if !m.serves(needs) {
+                return Err(RouteError::WrongTask(format!(
+                    "model '{p}' does not serve {needs} (it serves {}){}",
+                    m.tasks.join(", "),
+                    if m.serves("completion") && needs == "chat" {
+                        ": it has no chat template, use /v1/completions"
+                    } else {
+                        ""
+                    }
+                )));
             }
         }
-        let tasks = step_tasks(request.endpoint, &features);
         let world = World {
             device: &profile.device,
             policy,

@@ -104,6 +104,26 @@ fn pinned_unknown_and_missing_models() {
     let d = decide(&r, &req).unwrap();
     assert_eq!(d.model, "smollm2-135m-instruct");
     assert_eq!(d.placements[0].mode, "pinned");
+    let completion_only = ModelView {
+        id: "base".into(),
+        tasks: vec!["completion".into()],
+        ..smol()
+    };
+    let snapshot = Snapshot::now();
+    let models = [smol(), completion_only];
+    let view = BoxView {
+        snapshot: &snapshot,
+        models: &models,
+        default_max_tokens: 256,
+    };
+    let mut base = chat("hello");
+    base.model = "base".into();
+    match r.decide(&base, &view, false) {
+        Err(RouteError::WrongTask(m)) => assert!(m.contains("no chat template"), "{m}"),
+        other => panic!("expected WrongTask, got {other:?}"),
+    }
+    base.endpoint = Endpoint::Completions;
+    assert_eq!(r.decide(&base, &view, false).unwrap().model, "base");
     req.model = "gpt-17".into();
     assert_eq!(
         decide(&r, &req).unwrap_err(),

@@ -22,6 +22,11 @@ const TOKEN_TYPE_IDS: &str = "token_type_ids";
 /// Preferred output name; the first output is used when it is absent.
 const LAST_HIDDEN_STATE: &str = "last_hidden_state";
 
+/// Texts are cut to `max_tokens × BYTES_PER_TOKEN_BOUND` bytes before tokenising. WordPiece
+/// tokens of English text average 4-5 bytes; 64 leaves room for long words, URLs and scripts
+/// with multi-byte characters.
+const BYTES_PER_TOKEN_BOUND: usize = 64;
+
 /// Default token limit: the length all-MiniLM-L6-v2 was trained with.
 pub const DEFAULT_MAX_TOKENS: usize = 128;
 
@@ -125,19 +130,23 @@ impl MiniLmEmbedder {
         let runtime = runtime::runtime().ok_or(OnnxError::RuntimeNotInitialized)?;
         let tokenizer = load_tokenizer(tokenizer_json, options.max_tokens)?;
 
-        let session_error = |e: ort::Error| OnnxError::Session {
+        // Builder errors carry the builder (large, not Send): keep only their message.
+        let session_error = |e: &dyn std::fmt::Display| OnnxError::Session {
             path: model_onnx.to_path_buf(),
             message: e.to_string(),
         };
         let session = Session::builder(runtime.environment())
-            .map_err(session_error)?
+            .map_err(|e| session_error(&e))?
             .with_optimization_level(GraphOptimizationLevel::All)
-            .and_then(|b| b.with_intra_threads(options.threads))
-            .and_then(|b| b.with_inter_threads(1))
-            .and_then(|b| b.with_intra_op_spinning(options.spin))
-            .map_err(|e| session_error(e.into()))?
+            .map_err(|e| session_error(&e))?
+            .with_intra_threads(options.threads)
+            .map_err(|e| session_error(&e))?
+            .with_inter_threads(1)
+            .map_err(|e| session_error(&e))?
+            .with_intra_op_spinning(options.spin)
+            .map_err(|e| session_error(&e))?
             .commit_from_file(model_onnx)
-            .map_err(session_error)?;
+            .map_err(|e| session_error(&e))?;
 
         let signature_error = |message: String| OnnxError::Signature {
             path: model_onnx.to_path_buf(),
@@ -312,6 +321,9 @@ impl MiniLmEmbedder {
     }
 
     fn encode(&self, text: &str) -> Result<Encoding, OnnxError> {
+        // Only the start of a text can become its first `max_tokens` tokens: cut giant inputs
+        // before tokenising so the cost stays bounded.
+        let text = prefix(text, self.max_tokens.saturating_mul(BYTES_PER_TOKEN_BOUND));
         let encoding = self
             .tokenizer
             .encode_fast(text, true)
@@ -346,6 +358,18 @@ impl MiniLmEmbedder {
         }
         Ok(inputs)
     }
+}
+
+/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a char boundary.
+fn prefix(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Reads `tokenizer.json`, turns its fixed padding off (we pass the real length or pad a batch
@@ -454,6 +478,14 @@ mod tests {
         let mut z = [0.0, 0.0];
         l2_normalise(&mut z);
         assert_eq!(z, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn prefix_cuts_on_char_boundaries() {
+        assert_eq!(prefix("hello", 10), "hello");
+        assert_eq!(prefix("hello", 3), "hel");
+        assert_eq!(prefix("héllo", 2), "h"); // 'é' is 2 bytes
+        assert_eq!(prefix("", 0), "");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The MiniLM embedder against the real model (skipped when the models are not fetched).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on setup failures
+
 mod common;
 
 use std::sync::OnceLock;
@@ -130,6 +132,12 @@ fn long_texts_are_truncated_to_128_tokens() {
     assert_eq!(e.token_count("hello world").unwrap(), 4); // [CLS] hello world [SEP]
     let v = e.embed(&long).unwrap();
     assert_eq!(v.len(), 384);
+    // A giant input costs no more than its start, and embeds like its start.
+    let giant = long.repeat(200); // ~900 KB
+    let started = std::time::Instant::now();
+    let g = e.embed(&giant).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert!(cosine(&g, &v) > 0.9999);
 }
 
 #[test]

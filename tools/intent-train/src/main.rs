@@ -17,12 +17,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard_engine_onnx::{init_runtime, MiniLmEmbedder, MiniLmPaths, MINILM_ID};
+use switchyard_engine_onnx::{
+    init_runtime, EmbedderOptions, MiniLmEmbedder, MiniLmPaths, MINILM_ID,
+};
 use switchyard_intent::{Intent, NUM_INTENTS};
 use switchyard_intent_train::train::{evaluate_head, RunInfo};
 use switchyard_intent_train::{
     default_models_dir, display_path, embed_all, load_jsonl, train, workspace_dir, Evaluation,
-    TrainConfig, TrainError,
+    TrainConfig, TrainError, DEFAULT_TIER_B_MAX_TOKENS,
 };
 
 /// Trains tier B of the intent classifier and writes its artifact.
@@ -60,6 +62,13 @@ struct Args {
     /// Cross-validation folds.
     #[arg(long, default_value_t = 5)]
     folds: usize,
+    /// Threads for the cross-validation grid search (the result does not depend on it).
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Token limit of the embedder (special tokens included); recorded in the artifact, and
+    /// the gateway embeds with the same limit.
+    #[arg(long, default_value_t = DEFAULT_TIER_B_MAX_TOKENS)]
+    max_tokens: usize,
     /// ONNX Runtime threads for embedding.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -112,6 +121,7 @@ fn run(args: &Args) -> Result<bool, CliError> {
         .unwrap_or_else(|| workspace_dir().join("router/intent/artifacts/intent-tier-b-v1.json"));
     let mut config = TrainConfig {
         folds: args.folds,
+        jobs: args.jobs,
         ..TrainConfig::default()
     };
     if let Some(alphas) = &args.alpha {
@@ -128,7 +138,12 @@ fn run(args: &Args) -> Result<bool, CliError> {
     let models_dir = args.models_dir.clone().unwrap_or_else(default_models_dir);
     let paths = MiniLmPaths::in_models_dir(&models_dir);
     init_runtime(&paths.runtime_library).map_err(TrainError::from)?;
-    let embedder = MiniLmEmbedder::load(&paths.model, &paths.tokenizer, args.threads)
+    let options = EmbedderOptions {
+        threads: args.threads,
+        max_tokens: args.max_tokens,
+        ..EmbedderOptions::default()
+    };
+    let embedder = MiniLmEmbedder::load_with(&paths.model, &paths.tokenizer, &options)
         .map_err(TrainError::from)?;
 
     let mut out = std::io::stdout().lock();
@@ -136,10 +151,11 @@ fn run(args: &Args) -> Result<bool, CliError> {
     let train_embeddings = embed_all(&embedder, &train_data.examples)?;
     writeln!(
         out,
-        "embedded {} training examples in {:.1} s ({} threads, {} on {})",
+        "embedded {} training examples in {:.1} s ({} threads, first {} tokens, {} on {})",
         train_embeddings.len(),
         started.elapsed().as_secs_f64(),
         embedder.threads(),
+        embedder.max_tokens(),
         MINILM_ID,
         embedder.execution_provider()
     )?;

@@ -41,13 +41,15 @@ pub struct TrainConfig {
     pub gradient_tolerance: f64,
     /// Decimal places the exported weights are rounded to.
     pub weight_decimals: u32,
+    /// Threads for the grid search (does not change the result).
+    pub jobs: usize,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             alphas: vec![0.03, 0.1, 0.3],
-            ngram_scales: vec![0.0, 1.0, 2.0],
+            ngram_scales: vec![0.0, 1.0, 2.0, 4.0],
             ngram_features: FeatureConfig {
                 buckets_log2: 12,
                 ..FeatureConfig::default()
@@ -56,6 +58,7 @@ impl Default for TrainConfig {
             max_iterations: 300,
             gradient_tolerance: 1e-4,
             weight_decimals: 5,
+            jobs: 1,
         }
     }
 }
@@ -114,13 +117,19 @@ pub fn train(
             "need at least one alpha, one n-gram scale and 2 folds".into(),
         ));
     }
-    if config.ngram_scales.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+    if config
+        .ngram_scales
+        .iter()
+        .any(|s| !(s.is_finite() && *s >= 0.0))
+    {
         return Err(TrainError::Training("n-gram scales must be >= 0".into()));
     }
     config.ngram_features.validate()?;
     let dim = embeddings.first().map_or(0, Vec::len);
     if dim == 0 || embeddings.iter().any(|e| e.len() != dim) {
-        return Err(TrainError::Training("embeddings are empty or ragged".into()));
+        return Err(TrainError::Training(
+            "embeddings are empty or ragged".into(),
+        ));
     }
     let mut scratch = Scratch::new();
     let ngrams: Vec<Vec<(u32, f64)>> = data
@@ -146,16 +155,55 @@ pub fn train(
         dim,
     };
 
-    let mut grid = Vec::new();
-    for &ngram_scale in &config.ngram_scales {
-        for &alpha in &config.alphas {
-            let cv_accuracy = cross_validate(&features, alpha, ngram_scale, config, run)?;
-            grid.push(GridScore {
-                alpha,
-                ngram_scale,
-                cv_accuracy,
-            });
+    let points: Vec<(f64, f64)> = config
+        .ngram_scales
+        .iter()
+        .flat_map(|&s| config.alphas.iter().map(move |&a| (s, a)))
+        .collect();
+    // Grid points are independent fits: spread them over `jobs` threads. Each point's result
+    // does not depend on the thread that computed it, so the output stays deterministic.
+    let jobs = config.jobs.clamp(1, points.len());
+    let mut scores: Vec<Option<Result<f64, TrainError>>> =
+        (0..points.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|job| {
+                let (features, points) = (&features, &points);
+                scope.spawn(move || {
+                    points
+                        .iter()
+                        .enumerate()
+                        .skip(job)
+                        .step_by(jobs)
+                        .map(|(i, &(scale, alpha))| {
+                            (i, cross_validate(features, alpha, scale, config, run))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(results) => {
+                    for (i, result) in results {
+                        scores[i] = Some(result);
+                    }
+                }
+                Err(_) => {
+                    // Leaves this job's points empty; reported below.
+                }
+            }
         }
+    });
+    let mut grid = Vec::with_capacity(points.len());
+    for (&(ngram_scale, alpha), score) in points.iter().zip(scores) {
+        let cv_accuracy = score
+            .ok_or_else(|| TrainError::Training("a cross-validation thread panicked".into()))??;
+        grid.push(GridScore {
+            alpha,
+            ngram_scale,
+            cv_accuracy,
+        });
     }
     // Best CV accuracy; ties go to the simpler model (smaller n-gram scale), then to the
     // stronger regularisation (smoother probabilities).
@@ -193,7 +241,6 @@ pub fn train(
         max_iterations: config.max_iterations,
         gradient_tolerance: config.gradient_tolerance,
         weight_decimals: config.weight_decimals,
-        max_tokens: run.max_tokens,
         train_file: run.train_file.clone(),
         train_sha256: data.sha256.clone(),
         train_examples: features.labels.len(),
@@ -263,8 +310,7 @@ fn cross_validate(
     let mut correct = 0usize;
     let mut total = 0usize;
     for fold in 0..config.folds {
-        let (test, train): (Vec<usize>, Vec<usize>) =
-            (0..ids.len()).partition(|&i| ids[i] == fold);
+        let (test, train): (Vec<usize>, Vec<usize>) = (0..ids.len()).partition(|&i| ids[i] == fold);
         if test.is_empty() {
             continue;
         }
@@ -372,6 +418,7 @@ fn fit_artifact(
         schema_version: switchyard_intent::tier_b::SCHEMA_VERSION,
         version: VERSION.into(),
         embedding_model: run.embedding_model.clone(),
+        max_tokens: run.max_tokens,
         labels: Intent::ALL.iter().map(|i| i.as_str().to_owned()).collect(),
         dim,
         weights,
@@ -448,7 +495,11 @@ mod tests {
         assert_eq!(training.alpha, 1.0, "ties go to the larger alpha");
         assert_eq!(training.ngram_scale, 0.0, "ties go to the embedding alone");
         assert!(a.artifact.ngrams.is_none());
-        let b = train(&embeddings, &data, &config, &run()).unwrap();
+        let parallel = TrainConfig {
+            jobs: 2,
+            ..config.clone()
+        };
+        let b = train(&embeddings, &data, &parallel, &run()).unwrap();
         assert_eq!(
             serde_json::to_string(&a.artifact).unwrap(),
             serde_json::to_string(&b.artifact).unwrap()
