@@ -266,3 +266,33 @@ fn sighup_reloads_the_profile() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn tier_b_runs_on_the_real_embedding_model_when_tier_a_is_unsure() {
+    support::require_model("all-minilm-l6-v2");
+    support::require_model("onnxruntime");
+    let dir = tempfile::tempdir().unwrap();
+    let device = std::fs::read_to_string(profiles_root().join("devices/cpu-x86.toml"))
+        .unwrap()
+        .replace("policy = \"default\"", "policy = \"policy.toml\"");
+    std::fs::write(dir.path().join("box.toml"), device).unwrap();
+    // Threshold 1.0: tier A is never sure enough, so every text goes to tier B.
+    let policy = std::fs::read_to_string(profiles_root().join("policies/default.toml"))
+        .unwrap()
+        .replacen("tier_a_threshold = 0.6", "tier_a_threshold = 1.0", 1);
+    std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+    let config = format!(
+        "profile = {:?}\n",
+        dir.path().join("box.toml").display().to_string()
+    );
+    let gw = support::start(&config, &support::models_dir());
+    for (text, intent) in [
+        ("Please summarize the following article in three bullet points: the city council met on Tuesday and approved the new budget.", "summarize"),
+        ("Write a Rust function that parses an integer from a string and returns an error on overflow.", "code"),
+    ] {
+        let q = json!({"endpoint": "/v1/chat/completions", "body": {"model": "auto", "messages": [{"role": "user", "content": text}]}});
+        let d = support::request(gw.addr, "POST", "/v1/route", &q.to_string()).json();
+        assert_eq!(d["classifier"]["tier"], "b", "{d}");
+        assert_eq!(d["intent"], intent, "{d}");
+    }
+}
