@@ -3,8 +3,12 @@
 
 use serde::Serialize;
 
-/// Bytes of text examined for code and language (the token estimate uses the full length).
+/// Bytes of text examined for code (the token estimate uses the full length).
 const ANALYSE_BYTES: usize = 2048;
+
+/// Bytes examined for the language: the detector's cost grows with the text, and a sentence
+/// or two is enough to tell languages apart.
+const LANGUAGE_BYTES: usize = 160;
 
 /// Estimated prompt tokens: about four bytes per token for English, never fewer than the words.
 pub fn estimate_tokens(text: &str) -> u32 {
@@ -124,7 +128,7 @@ fn detector() -> &'static whatlang::Detector {
 
 /// Detects the language of the text's beginning (`None` for text too short or symbolic).
 pub fn language(text: &str) -> Option<Language> {
-    let info = detector().detect(prefix(text, ANALYSE_BYTES / 8))?;
+    let info = detector().detect(prefix(text, LANGUAGE_BYTES))?;
     Some(Language {
         code: info.lang().code(),
         confidence: info.confidence(),
