@@ -258,6 +258,14 @@ thread_local! {
     static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
 }
 
+/// Reads an artifact file, naming it in the error.
+pub(crate) fn read_artifact(path: &Path) -> Result<String, IntentError> {
+    std::fs::read_to_string(path).map_err(|source| IntentError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 impl TierA {
     /// Parses and validates an artifact (the JSON written by the training binary).
     pub fn from_json(text: &str) -> Result<TierA, IntentError> {
@@ -267,11 +275,7 @@ impl TierA {
 
     /// Reads, parses and validates an artifact file.
     pub fn load(path: &Path) -> Result<TierA, IntentError> {
-        let text = std::fs::read_to_string(path).map_err(|source| IntentError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        TierA::from_json(&text)
+        TierA::from_json(&read_artifact(path)?)
     }
 
     /// The artifact compiled into this crate (`artifacts/intent-tier-a-v1.json`).

@@ -262,11 +262,7 @@ impl TierB {
 
     /// Reads, parses and validates an artifact file.
     pub fn load(path: &Path) -> Result<TierB, IntentError> {
-        let text = std::fs::read_to_string(path).map_err(|source| IntentError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        TierB::from_json(&text)
+        TierB::from_json(&crate::read_artifact(path)?)
     }
 
     /// The artifact compiled into this crate (`artifacts/intent-tier-b-v1.json`).
