@@ -239,6 +239,18 @@ fn bad_inputs_are_clear_400s() {
         &json!({"endpoint": "/v1/chat/completions", "body": chat(json!("hello"))}).to_string(),
     );
     error_of(&r, 400);
+    // Hints in the `user` string count too (when the policy reads metadata).
+    let mut body = chat(json!("hello"));
+    body["user"] = json!("alice;security=sealed");
+    let v = error_of(&route(&s, "/v1/chat/completions", body.clone()), 400);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("sealed"),
+        "{v}"
+    );
+    body["user"] = json!("alice;security=airgap;priority=high");
+    let d = route(&s, "/v1/chat/completions", body).json();
+    assert_eq!(d["heuristics"]["hints"]["security"], "airgap", "{d}");
+    assert_eq!(d["heuristics"]["hints"]["priority"], "high", "{d}");
     // Unknown endpoint, missing body.
     let v = error_of(&route(&s, "/v1/teleport", json!({})), 400);
     assert_eq!(v["error"]["param"], "endpoint");

@@ -1,6 +1,7 @@
 //! Turns a request body of any endpoint the gateway serves into the router's typed
 //! [`RouteRequest`]: text parts, binary parts (data: URIs and base64 audio, sniffed later by
-//! the router), `max_tokens`, and routing hints from `metadata` and `x-switchyard-*` headers.
+//! the router), `max_tokens`, and routing hints from `user`, `metadata` and `x-switchyard-*`
+//! headers.
 
 use std::sync::Arc;
 
@@ -172,13 +173,37 @@ fn hint_value(value: &Value) -> Option<String> {
     }
 }
 
+/// Hints carried in OpenAI's `user` string as `;`-separated `key=value` pairs, for clients that
+/// can set `user` but not `metadata` (e.g. `"alice;security=airgap"`); other text is ignored.
+fn user_hints(user: &str, hints: &mut Hints) {
+    for pair in user.split(';') {
+        let Some((key, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let value = Some(value.trim().to_owned());
+        match key.trim() {
+            "security" => hints.security = value,
+            "priority" => hints.priority = value,
+            "slo_ms" => hints.slo_ms = value,
+            _ => {}
+        }
+    }
+}
+
 fn hints(body: &Value, headers: &HeaderMap, sources: HintSources) -> Hints {
     let mut hints = Hints::default();
+    // Precedence, lowest first: `user`, then `metadata`, then headers.
+    if sources.metadata {
+        if let Some(user) = body.get("user").and_then(Value::as_str) {
+            user_hints(user, &mut hints);
+        }
+    }
     if sources.metadata {
         if let Some(meta) = body.get("metadata").and_then(Value::as_object) {
-            hints.security = meta.get("security").and_then(hint_value);
-            hints.priority = meta.get("priority").and_then(hint_value);
-            hints.slo_ms = meta.get("slo_ms").and_then(hint_value);
+            let get = |k: &str| meta.get(k).and_then(hint_value);
+            hints.security = get("security").or(hints.security);
+            hints.priority = get("priority").or(hints.priority);
+            hints.slo_ms = get("slo_ms").or(hints.slo_ms);
         }
     }
     if sources.headers {
