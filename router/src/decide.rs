@@ -138,7 +138,7 @@ impl Router {
         // Stage 1.
         let started = Instant::now();
         let mut features = stage1::run(request).map_err(RouteError::BadRequest)?;
-        let security = self.security(request, &mut features, &mut reasons)?;
+        let security = security(&config, request, &mut features, &mut reasons)?;
         if !policy.hints.allow_priority && request.hints.priority.is_some() {
             features.hints.priority = stage1::Priority::Normal;
             reasons.push(format!("policy '{}' ignores priority hints", policy.name));
@@ -308,45 +308,45 @@ impl Router {
             router_ns,
         })
     }
+}
 
-    /// The security level in force: the policy may force one, refuse the client's, or supply a
-    /// default when the client sent none.
-    fn security(
-        &self,
-        request: &RouteRequest,
-        features: &mut stage1::Features,
-        reasons: &mut Vec<String>,
-    ) -> Result<SecurityLevel, RouteError> {
-        let config = self.config.load();
-        let hints = &config.profile.policy.hints;
-        if let Some(forced) = hints.force_security {
-            let level = to_router_level(forced);
-            if request.hints.security.is_some() && features.hints.security != level {
-                reasons.push(format!(
-                    "policy forces security {level:?} over the client's {:?}",
-                    features.hints.security
-                ));
-            }
-            features.hints.security = level;
-            return Ok(level);
+/// The security level in force, read from the same configuration snapshot as the rest of the
+/// decision: the policy may force one, refuse the client's, or supply a default when the
+/// client sent none.
+fn security(
+    config: &RouterConfig,
+    request: &RouteRequest,
+    features: &mut stage1::Features,
+    reasons: &mut Vec<String>,
+) -> Result<SecurityLevel, RouteError> {
+    let hints = &config.profile.policy.hints;
+    if let Some(forced) = hints.force_security {
+        let level = to_router_level(forced);
+        if request.hints.security.is_some() && features.hints.security != level {
+            reasons.push(format!(
+                "policy forces security {level:?} over the client's {:?}",
+                features.hints.security
+            ));
         }
-        if request.hints.security.is_none() {
-            features.hints.security = to_router_level(hints.default_security);
-            return Ok(features.hints.security);
-        }
-        let asked = features.hints.security;
-        if !hints
-            .allowed_security
-            .iter()
-            .any(|l| to_router_level(*l) == asked)
-        {
-            return Err(RouteError::Refused(format!(
-                "security level {asked:?} is not allowed by policy '{}'",
-                config.profile.policy.name
-            )));
-        }
-        Ok(asked)
+        features.hints.security = level;
+        return Ok(level);
     }
+    if request.hints.security.is_none() {
+        features.hints.security = to_router_level(hints.default_security);
+        return Ok(features.hints.security);
+    }
+    let asked = features.hints.security;
+    if !hints
+        .allowed_security
+        .iter()
+        .any(|l| to_router_level(*l) == asked)
+    {
+        return Err(RouteError::Refused(format!(
+            "security level {asked:?} is not allowed by policy '{}'",
+            config.profile.policy.name
+        )));
+    }
+    Ok(asked)
 }
 
 /// The task a model must list to run a step: the endpoint decides for the generating step.

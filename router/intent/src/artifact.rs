@@ -319,6 +319,30 @@ impl serde_json::ser::Formatter for ShallowPretty {
 }
 
 /// Validates `artifact` and builds the dense in-memory model.
+/// For each column of an artifact, the canonical index of its label; the labels must be a
+/// permutation of all intents.
+pub(crate) fn label_columns(labels: &[String]) -> Result<[usize; NUM_INTENTS], IntentError> {
+    if labels.len() != NUM_INTENTS {
+        return Err(IntentError::Labels(format!(
+            "expected {NUM_INTENTS} labels, found {}",
+            labels.len()
+        )));
+    }
+    let mut columns = [0usize; NUM_INTENTS];
+    let mut seen = [false; NUM_INTENTS];
+    for (j, label) in labels.iter().enumerate() {
+        let intent: Intent = label.parse()?;
+        if seen[intent.index()] {
+            return Err(IntentError::Labels(format!(
+                "label {label:?} appears twice"
+            )));
+        }
+        seen[intent.index()] = true;
+        columns[j] = intent.index();
+    }
+    Ok(columns)
+}
+
 pub(crate) fn validate_into_tier_a(artifact: &Artifact) -> Result<TierA, IntentError> {
     if artifact.schema_version != SCHEMA_VERSION {
         return Err(IntentError::SchemaVersion {
@@ -329,24 +353,7 @@ pub(crate) fn validate_into_tier_a(artifact: &Artifact) -> Result<TierA, IntentE
     artifact.features.validate()?;
 
     // Column j of the artifact holds canonical intent `columns[j]`.
-    if artifact.labels.len() != NUM_INTENTS {
-        return Err(IntentError::Labels(format!(
-            "expected {NUM_INTENTS} labels, found {}",
-            artifact.labels.len()
-        )));
-    }
-    let mut columns = [0usize; NUM_INTENTS];
-    let mut seen = [false; NUM_INTENTS];
-    for (j, label) in artifact.labels.iter().enumerate() {
-        let intent: Intent = label.parse()?;
-        if seen[intent.index()] {
-            return Err(IntentError::Labels(format!(
-                "label {label:?} appears twice"
-            )));
-        }
-        seen[intent.index()] = true;
-        columns[j] = intent.index();
-    }
+    let columns = label_columns(&artifact.labels)?;
 
     if artifact.intercepts.len() != NUM_INTENTS {
         return Err(IntentError::Dimensions(format!(

@@ -153,7 +153,7 @@ impl Prediction {
     }
 
     /// Builds a prediction from raw scores (logits) with a numerically stable softmax.
-    fn from_scores(scores: [f32; NUM_INTENTS]) -> Prediction {
+    pub(crate) fn from_scores(scores: [f32; NUM_INTENTS]) -> Prediction {
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut probabilities = [0.0f32; NUM_INTENTS];
         let mut sum = 0.0f32;

@@ -58,7 +58,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::features::{self, FeatureConfig, Scratch};
-use crate::{Intent, IntentError, Prediction, NUM_INTENTS};
+use crate::{IntentError, Prediction, NUM_INTENTS};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -225,7 +225,7 @@ pub struct TierBClassScores {
     pub support: usize,
 }
 
-/// The tier B classifier: a validated linear head, rows in [`Intent::ALL`] order.
+/// The tier B classifier: a validated linear head, rows in [`Intent::ALL`](crate::Intent::ALL) order.
 ///
 /// Cheap to share; `Send + Sync`. Classification costs one embedding plus a 7 × `dim` dot
 /// product (and, with an n-gram block, one hashed feature pass over the text).
@@ -288,7 +288,7 @@ impl TierB {
         if dim == 0 {
             return Err(IntentError::Dimensions("dim must be positive".into()));
         }
-        let rows = label_rows(&artifact.labels)?;
+        let rows = crate::artifact::label_columns(&artifact.labels)?;
         if artifact.weights.len() != NUM_INTENTS || artifact.intercepts.len() != NUM_INTENTS {
             return Err(IntentError::Dimensions(format!(
                 "expected {NUM_INTENTS} weight rows and intercepts, found {} and {}",
@@ -382,7 +382,7 @@ impl TierB {
         Ok(from_logits(self.logits(text, embedding)?))
     }
 
-    /// Raw scores (logits) of `text` with its `embedding`, indexed like [`Intent::ALL`].
+    /// Raw scores (logits) of `text` with its `embedding`, indexed like [`Intent::ALL`](crate::Intent::ALL).
     pub fn logits(&self, text: &str, embedding: &[f32]) -> Result<[f32; NUM_INTENTS], TierBError> {
         if embedding.len() != self.dim {
             return Err(TierBError::Dimension {
@@ -486,63 +486,16 @@ fn validate_ngrams(
     })
 }
 
-/// Builds a [`Prediction`] from raw scores indexed like [`Intent::ALL`] with a numerically
+/// Builds a [`Prediction`] from raw scores indexed like [`Intent::ALL`](crate::Intent::ALL) with a numerically
 /// stable softmax (the same rule tier A uses).
 pub fn from_logits(scores: [f32; NUM_INTENTS]) -> Prediction {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probabilities = [0.0f32; NUM_INTENTS];
-    let mut sum = 0.0f32;
-    for (p, s) in probabilities.iter_mut().zip(scores) {
-        *p = (s - max).exp();
-        sum += *p;
-    }
-    if sum.is_finite() && sum > 0.0 {
-        for p in &mut probabilities {
-            *p /= sum;
-        }
-    } else {
-        probabilities = [1.0 / NUM_INTENTS as f32; NUM_INTENTS];
-    }
-    let mut best = 0;
-    for (i, p) in probabilities.iter().enumerate() {
-        if *p > probabilities[best] {
-            best = i;
-        }
-    }
-    Prediction {
-        intent: Intent::ALL[best],
-        confidence: probabilities[best],
-        probabilities,
-    }
-}
-
-/// For each artifact row, the canonical index of its label; the labels must be a permutation
-/// of all intents.
-fn label_rows(labels: &[String]) -> Result<[usize; NUM_INTENTS], IntentError> {
-    if labels.len() != NUM_INTENTS {
-        return Err(IntentError::Labels(format!(
-            "expected {NUM_INTENTS} labels, found {}",
-            labels.len()
-        )));
-    }
-    let mut rows = [0usize; NUM_INTENTS];
-    let mut seen = [false; NUM_INTENTS];
-    for (j, label) in labels.iter().enumerate() {
-        let intent: Intent = label.parse()?;
-        if seen[intent.index()] {
-            return Err(IntentError::Labels(format!(
-                "label {label:?} appears twice"
-            )));
-        }
-        seen[intent.index()] = true;
-        rows[j] = intent.index();
-    }
-    Ok(rows)
+    Prediction::from_scores(scores)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Intent;
 
     /// A deterministic fake embedder: one-hot on a chosen dimension, or an error.
     struct OneHot {
