@@ -2,7 +2,7 @@
 //!
 //! Run: `cargo bench -p switchyard-gateway --bench gateway_vs_direct` (models fetched first).
 //! Environment: `BENCH_TOKENS` (default 128), `BENCH_THREADS` (default 2), `BENCH_ROUNDS`
-//! (default 3). Prints a Markdown table for docs/BENCHMARKS.md.
+//! (default 3), `BENCH_MODEL` (a model id in the models dir; default the SmolLM2 sample). Prints a Markdown table for docs/BENCHMARKS.md.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,7 +23,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 
-const MODEL: &str = "smollm2-135m-instruct";
+const DEFAULT_MODEL: &str = "smollm2-135m-instruct";
 const PROMPT: &str = "Once upon a time, in a small village by the sea, there lived";
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -170,9 +170,13 @@ struct StreamResult {
     decode_tps: f64,
 }
 
-fn one_stream(addr: std::net::SocketAddr, max_tokens: usize) -> (StreamResult, Instant) {
+fn one_stream(
+    addr: std::net::SocketAddr,
+    model: &str,
+    max_tokens: usize,
+) -> (StreamResult, Instant) {
     let body = serde_json::json!({
-        "model": MODEL, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
+        "model": model, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
         "stream": true, "stream_options": {"include_usage": true}
     })
     .to_string();
@@ -208,7 +212,8 @@ fn main() {
     let max_tokens = env_or("BENCH_TOKENS", 128);
     let threads = env_or("BENCH_THREADS", 2);
     let rounds = env_or("BENCH_ROUNDS", 3);
-    let model_dir = support::require_model(MODEL);
+    let model_id = std::env::var("BENCH_MODEL").unwrap_or_else(|_| DEFAULT_MODEL.into());
+    let model_dir = support::require_model(&model_id);
     let manifest = switchyard_core::Manifest::load(&model_dir).unwrap();
     let model_path = manifest.primary_path().unwrap();
 
@@ -243,7 +248,7 @@ fn main() {
         })
         .unwrap();
     // Warm-up: loads the model.
-    one_stream(gw.addr, 8);
+    one_stream(gw.addr, &model_id, 8);
 
     let mut single_tps = Vec::new();
     let mut rows = Vec::new();
@@ -255,7 +260,8 @@ fn main() {
             let handles: Vec<_> = (0..concurrency)
                 .map(|_| {
                     let addr = gw.addr;
-                    std::thread::spawn(move || one_stream(addr, max_tokens))
+                    let model = model_id.clone();
+                    std::thread::spawn(move || one_stream(addr, &model, max_tokens))
                 })
                 .collect();
             let results: Vec<(StreamResult, Instant)> =
@@ -285,7 +291,7 @@ fn main() {
     };
     let d = median(&mut direct_tps);
     let g = median(&mut single_tps);
-    println!("\n## gateway_vs_direct ({MODEL}, {threads} threads, {max_tokens} tokens, {rounds} rounds)\n");
+    println!("\n## gateway_vs_direct ({model_id}, {threads} threads, {max_tokens} tokens, {rounds} rounds)\n");
     println!("| measure | value |\n|---|---|");
     println!(
         "| direct llama-cpp-2 loop, decode tok/s (median) | {d:.1} ({direct_tokens} tokens) |"

@@ -5,6 +5,7 @@
 //! - [`models`] — the models directory (fetch pinned samples, add local files, scan);
 //! - [`state`] — shared state and lazy model loading;
 //! - [`routing`] — the router wired in: profiles (and their hot reload), telemetry, model views;
+//! - [`services`] — the non-LLM models (embeddings, OCR, voice activity, speech), loaded on use;
 //! - [`server`] — serving with graceful shutdown.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod models;
 pub mod reload;
 pub mod routing;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod tier_b;
 

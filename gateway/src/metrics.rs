@@ -32,6 +32,14 @@ pub struct Metrics {
     pub memory: IntGaugeVec,
     /// `switchyard_process_resident_memory_bytes`.
     pub resident: IntGauge,
+    /// `switchyard_pipeline_step_duration_seconds{step,engine}`: time of each pipeline step
+    /// (ocr, stt, tts, embedding, vad, llm).
+    pub pipeline_step: HistogramVec,
+    /// `switchyard_pipeline_bytes_copied_total{pipeline,reason}`: bytes copied inside pipelines
+    /// (decode, resample, preprocess, ipc, ...); hand-overs between steps add nothing.
+    pub bytes_copied: IntCounterVec,
+    /// `switchyard_pipeline_copies_total{pipeline}`: number of copies inside pipelines.
+    pub copies: IntCounterVec,
 }
 
 const TOKEN_BUCKETS: &[f64] = &[
@@ -130,7 +138,35 @@ impl Metrics {
         registry.register(Box::new(loaded.clone()))?;
         registry.register(Box::new(memory.clone()))?;
         registry.register(Box::new(resident.clone()))?;
+        let pipeline_step = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_pipeline_step_duration_seconds",
+                "Time of one pipeline step, by step and engine",
+            )
+            .buckets(TOKEN_BUCKETS.to_vec()),
+            &["step", "engine"],
+        )?;
+        let bytes_copied = IntCounterVec::new(
+            Opts::new(
+                "switchyard_pipeline_bytes_copied_total",
+                "Bytes copied inside pipelines, by pipeline and reason",
+            ),
+            &["pipeline", "reason"],
+        )?;
+        let copies = IntCounterVec::new(
+            Opts::new(
+                "switchyard_pipeline_copies_total",
+                "Copies made inside pipelines, by pipeline",
+            ),
+            &["pipeline"],
+        )?;
+        registry.register(Box::new(pipeline_step.clone()))?;
+        registry.register(Box::new(bytes_copied.clone()))?;
+        registry.register(Box::new(copies.clone()))?;
         Ok(Metrics {
+            pipeline_step,
+            bytes_copied,
+            copies,
             registry,
             requests,
             latency,

@@ -55,14 +55,33 @@ pub struct ModelStatic {
 /// the per-token KV cost and, by difference, the weights.
 pub fn measure(manifest: &Manifest, config: &EngineConfig) -> ModelStatic {
     let engine = switchyard_engines::engine_for(manifest);
-    let engines = match &engine {
-        Ok(e) => vec![format!(
+    let media = crate::services::media_engine(manifest);
+    let engines = match (&engine, media) {
+        (_, Some(media)) => vec![media.to_owned()],
+        (Ok(e), None) => vec![format!(
             "{}/{}",
             e.name(),
             switchyard_engines::device_of(e.name())
         )],
-        Err(_) => Vec::new(),
+        (Err(_), None) => Vec::new(),
     };
+    if media.is_some() {
+        // Non-LLM models keep no KV cache: their weights are the artifacts on disk.
+        let weights_bytes = manifest
+            .artifacts
+            .iter()
+            .filter(|a| !a.role.starts_with("source"))
+            .map(|a| a.size)
+            .sum();
+        return ModelStatic {
+            tasks: manifest.tasks.clone(),
+            engines,
+            memory: MemoryFigures {
+                weights_bytes,
+                kv_bytes_per_token: 0,
+            },
+        };
+    }
     let memory = engine
         .ok()
         .and_then(|e| {
@@ -179,10 +198,18 @@ impl Routing {
                         .or(status.as_ref().map(|(s, _)| s.memory_bytes))
                         .unwrap_or(0),
                     kv_bytes_per_token: statics.map(|s| s.memory.kv_bytes_per_token).unwrap_or(0),
-                    context_per_request: status
-                        .as_ref()
-                        .map(|(_, c)| c.context_per_request)
-                        .unwrap_or(default_context),
+                    // Non-LLM models truncate or segment long inputs themselves: no context
+                    // limit to check (0 = unlimited).
+                    context_per_request: if crate::services::media_engine(&entry.manifest)
+                        .is_some()
+                    {
+                        0
+                    } else {
+                        status
+                            .as_ref()
+                            .map(|(_, c)| c.context_per_request)
+                            .unwrap_or(default_context)
+                    },
                     loaded: status.is_some(),
                     queued: status.as_ref().map(|(s, _)| s.queued).unwrap_or(0),
                     active: status.as_ref().map(|(s, _)| s.active).unwrap_or(0),

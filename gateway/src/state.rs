@@ -45,6 +45,8 @@ pub struct AppState {
     pub router_metrics: RouterMetrics,
     /// The router, its profile and its telemetry feed.
     pub routing: Routing,
+    /// Non-LLM model services (embeddings, OCR, speech).
+    pub services: crate::services::Services,
     draining: AtomicBool,
 }
 
@@ -84,7 +86,7 @@ impl AppState {
             models.insert(entry.manifest.id.clone(), Arc::new(entry));
         }
         let tier_b = crate::tier_b::load(models_dir, &config);
-        Self::build(config, models, feed, tier_b)
+        Self::build(config, models, feed, tier_b, models_dir)
     }
 
     /// State over already loaded models (tests, embedding the gateway).
@@ -116,7 +118,8 @@ impl AppState {
         let feed = TelemetryFeed::Live(switchyard_telemetry::TelemetryHandle::manual(
             switchyard_telemetry::Snapshot::now(),
         ));
-        Self::build(config, models, feed, None)
+        let models_dir = config.models_dir(None);
+        Self::build(config, models, feed, None, &models_dir)
     }
 
     fn build(
@@ -124,6 +127,7 @@ impl AppState {
         models: BTreeMap<String, Arc<ModelEntry>>,
         feed: TelemetryFeed,
         tier_b: Option<switchyard_router::TierBSetup>,
+        models_dir: &Path,
     ) -> anyhow::Result<Self> {
         let engine_config = config.engine_config();
         let (profile, files) = config.resolve_profile()?;
@@ -151,6 +155,10 @@ impl AppState {
                 },
                 tier_b,
             },
+            services: crate::services::Services::new(
+                models_dir.to_path_buf(),
+                engine_config.threads as usize,
+            ),
             engine_config,
             config,
             models,

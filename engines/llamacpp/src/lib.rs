@@ -7,6 +7,7 @@
 //! - Threads, slots, context and batch sizes come from [`EngineConfig`], never guessed.
 
 mod memory;
+pub mod quantize;
 pub mod sampling;
 pub mod template;
 pub mod text;

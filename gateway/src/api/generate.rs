@@ -11,7 +11,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -197,18 +197,11 @@ async fn run(state: Arc<AppState>, prepared: Prepared, decision: RouteDecision) 
         } else {
             collect(ctx, generation).await
         };
-        add_route_header(&mut response, &decision, &engine);
+        super::add_route_header(&mut response, &decision, &engine);
         response
     }
     .instrument(span)
     .await
-}
-
-fn add_route_header(response: &mut Response, decision: &RouteDecision, engine: &str) {
-    let summary = format!("{}; engine={engine}", decision.summary());
-    if let Ok(value) = HeaderValue::from_str(&summary) {
-        response.headers_mut().insert("x-switchyard-route", value);
-    }
 }
 
 /// Per-generation metrics: time to first text, tokens, duration.

@@ -1,6 +1,7 @@
 //! The HTTP API: routes, the body limit, per-request metrics, and OpenAI-shaped errors for
 //! every failure (unknown routes and methods included).
 
+mod embeddings;
 mod generate;
 mod health;
 mod route;
@@ -28,6 +29,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(generate::chat_completions))
         .route("/v1/completions", post(generate::completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/route", post(route::route))
         .route("/v1/telemetry", get(route::telemetry))
         .route("/v1/models", get(list_models))
@@ -44,6 +46,18 @@ pub fn app(state: Arc<AppState>) -> Router {
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Adds the route summary (`x-switchyard-route`) with the engine that actually ran.
+pub(crate) fn add_route_header(
+    response: &mut Response,
+    decision: &switchyard_router::RouteDecision,
+    engine: &str,
+) {
+    let summary = format!("{}; engine={engine}", decision.summary());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&summary) {
+        response.headers_mut().insert("x-switchyard-route", value);
+    }
 }
 
 /// Reads the body, turning an over-limit body into 413 and a broken one into 400.

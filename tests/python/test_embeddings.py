@@ -1,0 +1,106 @@
+"""`POST /v1/embeddings` through the official `openai` client, with the real all-MiniLM-L6-v2:
+the wire format against OpenAI's spec, unit vectors, paraphrase vs unrelated similarity, and
+agreement with an independent f32 numpy reference (minilm_reference.py)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from minilm_reference import MiniLmReference
+from openapi_schema import assert_valid
+
+SENTENCES = [
+    "The cat sits on the mat.",
+    "A kitten is resting on a rug.",
+    "Quarterly tax returns are due at the end of the month.",
+    "How do I reset my router to factory settings?",
+    "The Eiffel Tower is in Paris.",
+    "Photosynthesis turns sunlight into chemical energy.",
+    "She plays the violin every evening after dinner.",
+    "Rust's borrow checker prevents data races at compile time.",
+    "The stock market fell sharply on Tuesday.",
+    "Bake the bread at 220 degrees for thirty minutes.",
+    "Le chat dort sur le canapé.",
+    "A very long sentence " + "that keeps going and going " * 40 + "until it ends.",
+]
+
+# int8 weights (the served model) against the f32 source: cosine similarity at least this.
+MIN_COSINE_VS_REFERENCE = 0.98
+
+
+def _models_dir() -> Path:
+    override = os.environ.get("SWITCHYARD_MODELS_DIR")
+    if override:
+        return Path(override)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "switchyard" / "models"
+
+
+@pytest.fixture(scope="module")
+def reference() -> MiniLmReference:
+    model_dir = _models_dir() / "all-minilm-l6-v2"
+    if not (model_dir / "model.safetensors").exists():
+        pytest.fail(f"{model_dir}/model.safetensors missing: run `switchyard models fetch`")
+    return MiniLmReference(model_dir)
+
+
+def test_embeddings_match_reference(client: openai.OpenAI, reference: MiniLmReference) -> None:
+    # The client asks for base64 unless told otherwise; float is the schema's array form.
+    raw = client.embeddings.with_raw_response.create(
+        model="auto", input=SENTENCES, encoding_format="float"
+    )
+    body = raw.http_response.json()
+    assert_valid("CreateEmbeddingResponse", body)
+    assert "model=all-minilm-l6-v2" in raw.headers["x-switchyard-route"]
+    result = raw.parse()
+    assert result.model == "all-minilm-l6-v2"
+    assert [d.index for d in result.data] == list(range(len(SENTENCES)))
+    assert result.usage.prompt_tokens > len(SENTENCES)
+    vectors = np.array([d.embedding for d in result.data], dtype=np.float32)
+    assert vectors.shape == (len(SENTENCES), 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+    cosines = [float(v @ reference.embed(s)) for v, s in zip(vectors, SENTENCES)]
+    assert min(cosines) >= MIN_COSINE_VS_REFERENCE, cosines
+
+    # A paraphrase scores higher than an unrelated sentence.
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_single_string_and_base64(client: openai.OpenAI) -> None:
+    floats = client.embeddings.create(
+        model="all-minilm-l6-v2", input="hello world", encoding_format="float"
+    )
+    assert len(floats.data) == 1
+    raw = client.embeddings.with_raw_response.create(
+        model="all-minilm-l6-v2", input="hello world", encoding_format="base64"
+    )
+    encoded = raw.http_response.json()["data"][0]["embedding"]
+    decoded = np.frombuffer(base64.b64decode(encoded), dtype="<f4")
+    np.testing.assert_allclose(decoded, floats.data[0].embedding, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"model": "auto", "input": ""}, "input"),
+        ({"model": "auto", "input": []}, "input"),
+        ({"model": "auto", "input": [[1, 2, 3]]}, "input"),
+        ({"model": "auto", "input": "x", "encoding_format": "int8"}, "encoding_format"),
+        ({"model": "auto", "input": "x", "dimensions": 64}, "dimensions"),
+        ({"model": "smollm2-135m-instruct", "input": "x"}, "model"),
+    ],
+)
+def test_bad_embedding_requests_are_clear_400s(gateway, body: dict, param: str) -> None:
+    response = httpx.post(f"{gateway.base_url}/embeddings", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert error["message"]
