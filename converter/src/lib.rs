@@ -6,6 +6,8 @@
 //! This first version only reports which artifacts a profile needs; conversions arrive with
 //! the converter issue.
 
+pub mod ct2_whisper;
+
 use switchyard_core::Manifest;
 
 /// The artifact formats a device profile reads, in preference order.

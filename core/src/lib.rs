@@ -11,6 +11,7 @@
 //! Nothing here knows about HTTP or about any engine's internals.
 
 pub mod copy;
+pub mod dlpack;
 pub mod engine;
 pub mod error;
 pub mod manifest;

@@ -35,6 +35,8 @@ pub struct Config {
     pub shutdown: ShutdownSection,
     /// Telemetry sampling.
     pub telemetry: TelemetrySection,
+    /// Audio and image limits.
+    pub media: MediaSection,
 }
 
 impl Default for Config {
@@ -49,6 +51,34 @@ impl Default for Config {
             limits: LimitsSection::default(),
             shutdown: ShutdownSection::default(),
             telemetry: TelemetrySection::default(),
+            media: MediaSection::default(),
+        }
+    }
+}
+
+/// `[media]`: what audio and image inputs may be. Each limit is checked before the work it
+/// guards (sizes and durations from headers where the format has them).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSection {
+    /// Largest upload to `/v1/audio/transcriptions` and `/v1/images/ocr`, in bytes (larger:
+    /// 413). Chat requests carrying media stay under `limits.max_body_bytes`.
+    pub max_upload_bytes: usize,
+    /// Longest audio accepted, in seconds.
+    pub max_audio_seconds: u32,
+    /// Largest image accepted, in pixels (width × height), checked before decoding.
+    pub max_image_pixels: u64,
+    /// Longest text `/v1/audio/speech` speaks, in characters (OpenAI's limit is 4096).
+    pub max_speech_chars: usize,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            max_upload_bytes: 25 * 1024 * 1024,
+            max_audio_seconds: 1800,
+            max_image_pixels: 4096 * 4096,
+            max_speech_chars: 4096,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! - [`api`] — the OpenAI-compatible HTTP API (axum), `/health` and `/metrics`;
 //! - [`config`] — `switchyard.toml`;
 //! - [`models`] — the models directory (fetch pinned samples, add local files, scan);
+//! - [`pipeline`] — the trace of what a multi-step request ran (steps, engines, times, copies);
 //! - [`state`] — shared state and lazy model loading;
 //! - [`routing`] — the router wired in: profiles (and their hot reload), telemetry, model views;
 //! - [`services`] — the non-LLM models (embeddings, OCR, voice activity, speech), loaded on use;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod metrics;
 pub mod metrics_router;
 pub mod models;
+pub mod pipeline;
 pub mod reload;
 pub mod routing;
 pub mod server;

@@ -246,6 +246,9 @@ fn models_command(command: ModelsCommand) -> anyhow::Result<()> {
                     entry.id,
                     dir.join(entry.id).display()
                 ));
+                for role in models::derive::ensure_derived(&dir.join(entry.id))? {
+                    say(&format!("derived  {} {role}", entry.id));
+                }
             }
         }
         ModelsCommand::Add { path, id, dir } => {

@@ -200,8 +200,7 @@ impl Routing {
                     kv_bytes_per_token: statics.map(|s| s.memory.kv_bytes_per_token).unwrap_or(0),
                     // Non-LLM models truncate or segment long inputs themselves: no context
                     // limit to check (0 = unlimited).
-                    context_per_request: if crate::services::media_engine(&entry.manifest)
-                        .is_some()
+                    context_per_request: if crate::services::media_engine(&entry.manifest).is_some()
                     {
                         0
                     } else {

@@ -168,6 +168,22 @@ impl AppState {
         })
     }
 
+    /// Image limits from `[media]`.
+    pub fn image_limits(&self) -> switchyard_media::ImageLimits {
+        switchyard_media::ImageLimits {
+            max_bytes: self.config.media.max_upload_bytes,
+            max_pixels: self.config.media.max_image_pixels,
+        }
+    }
+
+    /// Audio limits from `[media]`.
+    pub fn audio_limits(&self) -> switchyard_media::AudioLimits {
+        switchyard_media::AudioLimits {
+            max_bytes: self.config.media.max_upload_bytes,
+            max_seconds: f64::from(self.config.media.max_audio_seconds),
+        }
+    }
+
     /// Model ids, sorted.
     pub fn model_ids(&self) -> Vec<&str> {
         self.models.keys().map(String::as_str).collect()

@@ -89,4 +89,27 @@ pub enum OnnxError {
     /// The model produced an output of an unexpected type or shape.
     #[error("unexpected model output: {0}")]
     Output(String),
+    /// The Piper voice configuration (`<voice>.onnx.json`) is missing or invalid.
+    #[error("cannot load Piper voice config {path}: {message}")]
+    VoiceConfig {
+        /// The config file.
+        path: PathBuf,
+        /// What is missing or wrong.
+        message: String,
+    },
+    /// espeak-ng (the phonemizer) could not be initialised, does not know the voice, or failed.
+    #[error("espeak-ng phonemizer: {0}")]
+    Phonemizer(String),
+    /// The text to synthesise is empty or only whitespace.
+    #[error("cannot synthesise speech: {0}")]
+    InvalidText(String),
+    /// The text yields no phoneme the voice knows (e.g. only punctuation or symbols).
+    #[error("text {text:?} yields no phonemes for this voice")]
+    NoPhonemes {
+        /// The text (its first 80 characters).
+        text: String,
+    },
+    /// Invalid voice or synthesis options (zero threads, a speed outside 0.25..=4.0, ...).
+    #[error("invalid speech options: {0}")]
+    SpeechOptions(String),
 }

@@ -6,7 +6,9 @@
 //!
 //! What runs on it today is [`MiniLmEmbedder`], a sentence embedder (all-MiniLM-L6-v2 int8:
 //! WordPiece tokeniser from `tokenizer.json`, mean pooling over the attention mask, L2
-//! normalisation). The engine knows nothing of HTTP or of the router.
+//! normalisation). [`piper::PiperVoice`] is text-to-speech with a Piper VITS voice (espeak-ng
+//! phonemes, audio returned in ONNX Runtime's own output buffer as a
+//! [`switchyard_core::Tensor`]). The engine knows nothing of HTTP or of the router.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -22,7 +24,9 @@
 
 mod embedder;
 mod error;
+pub mod piper;
 mod runtime;
+mod storage;
 
 use std::path::{Path, PathBuf};
 

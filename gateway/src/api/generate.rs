@@ -11,7 +11,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -23,9 +23,14 @@ use switchyard_router::{Endpoint, RouteDecision};
 use tracing::{info_span, Instrument};
 
 use super::body_bytes;
+use super::chat_media::{self, MediaKind, MediaPart};
 use super::wire::{self, parse_json};
 use crate::error::ApiError;
+use crate::pipeline::PipelineTrace;
+use crate::services::speech::TTS_ENGINE;
+use crate::services::vision::OCR_ENGINE;
 use crate::state::AppState;
+use base64::Engine as _;
 
 /// Which API shape to answer in.
 #[derive(Clone)]
@@ -44,6 +49,76 @@ struct Prepared {
     stream: bool,
     include_usage: bool,
     shape: Shape,
+    /// Image and audio parts to turn into text first (chat only).
+    media: Vec<MediaPart>,
+    /// Spoken answer requested (`modalities` with `audio`).
+    audio_out: Option<AudioOut>,
+}
+
+/// `audio: {voice, format}` of a chat request asking for `modalities: ["text", "audio"]`.
+#[derive(Clone)]
+struct AudioOut {
+    format: switchyard_media::AudioFormat,
+}
+
+/// The audio-output fields of a chat request.
+#[derive(serde::Deserialize)]
+struct AudioFields {
+    modalities: Option<Vec<String>>,
+    audio: Option<serde_json::Value>,
+}
+
+fn audio_out(body: &[u8], stream: bool) -> Result<Option<AudioOut>, ApiError> {
+    let fields: AudioFields = parse_json(body)?;
+    let wants_audio = fields
+        .modalities
+        .as_ref()
+        .is_some_and(|m| m.iter().any(|x| x == "audio"));
+    if let Some(m) = fields
+        .modalities
+        .iter()
+        .flatten()
+        .find(|m| *m != "text" && *m != "audio")
+    {
+        return Err(ApiError::bad_request(
+            format!("modality '{m}' is not one of text, audio"),
+            Some("modalities"),
+        ));
+    }
+    if !wants_audio {
+        return Ok(None);
+    }
+    let audio = fields.audio.ok_or_else(|| {
+        ApiError::bad_request(
+            "modalities includes 'audio' but 'audio' ({voice, format}) is missing",
+            Some("audio"),
+        )
+    })?;
+    if let Some(voice) = audio.get("voice") {
+        super::speech::check_voice(voice).map_err(|_| {
+            ApiError::bad_request(
+                format!("audio.voice {voice} is not available (joe, or OpenAI's voice names)"),
+                Some("audio.voice"),
+            )
+        })?;
+    }
+    let format = match audio.get("format").and_then(serde_json::Value::as_str) {
+        Some("wav") => switchyard_media::AudioFormat::Wav,
+        Some("pcm16") => switchyard_media::AudioFormat::Pcm,
+        other => {
+            return Err(ApiError::bad_request(
+                format!("audio.format {other:?} is not supported here (wav, pcm16)"),
+                Some("audio.format"),
+            ))
+        }
+    };
+    if stream {
+        return Err(ApiError::bad_request(
+            "spoken answers are not streamed yet; send stream: false with modalities audio",
+            Some("stream"),
+        ));
+    }
+    Ok(Some(AudioOut { format }))
 }
 
 pub(super) async fn chat_completions(
@@ -55,13 +130,17 @@ pub(super) async fn chat_completions(
         let body = body_bytes(body, state.config.limits.max_body_bytes)?;
         let req: wire::ChatCompletionRequest = parse_json(&body)?;
         let sampling: wire::SamplingFields = parse_json(&body)?;
+        let mut media = Vec::new();
+        let messages = req.chat_messages(&mut media)?;
         Ok::<_, ApiError>((
             Prepared {
-                prompt: Prompt::Chat(req.chat_messages()?),
+                prompt: Prompt::Chat(messages),
                 sampling: sampling.to_params(&state.config.limits)?,
                 stream: sampling.streaming(),
                 include_usage: sampling.include_usage(),
                 shape: Shape::Chat,
+                media,
+                audio_out: audio_out(&body, sampling.streaming())?,
             },
             body,
         ))
@@ -91,6 +170,8 @@ pub(super) async fn completions(
                 sampling: sampling.to_params(&state.config.limits)?,
                 stream: sampling.streaming(),
                 include_usage: sampling.include_usage(),
+                media: Vec::new(),
+                audio_out: None,
             },
             body,
         ))
@@ -140,6 +221,12 @@ struct Context {
     engine: String,
     /// Latency target the router planned with, ms.
     slo_ms: u32,
+    /// The pipeline's steps before the LLM (OCR, speech-to-text), when any ran.
+    trace: Option<PipelineTrace>,
+    /// The grounded prompt, for the trace's LLM step.
+    prompt_text: String,
+    /// Spoken answer requested.
+    audio_out: Option<AudioOut>,
 }
 
 async fn run(state: Arc<AppState>, prepared: Prepared, decision: RouteDecision) -> Response {
@@ -154,8 +241,34 @@ async fn run(state: Arc<AppState>, prepared: Prepared, decision: RouteDecision) 
             Err(e) => return ApiError::from_engine(e, retry_after).into_response(),
         };
         let engine = model.status().engine;
+        let mut prompt = prepared.prompt;
+        let trace = if prepared.media.is_empty() && prepared.audio_out.is_none() {
+            None
+        } else {
+            let mut trace = PipelineTrace::new(&decision.pipeline);
+            if !prepared.media.is_empty() {
+                let texts =
+                    match resolve_media(&state, &decision, &prepared.media, &mut trace).await {
+                        Ok(t) => t,
+                        Err(e) => return e.into_response(),
+                    };
+                if let Prompt::Chat(messages) = &mut prompt {
+                    chat_media::substitute(messages, &texts);
+                }
+            }
+            Some(trace)
+        };
+        let prompt_text = match &prompt {
+            Prompt::Chat(messages) => messages
+                .iter()
+                .rev()
+                .find(|m| m.role == "user")
+                .map(|m| m.content.clone())
+                .unwrap_or_default(),
+            Prompt::Text(t) => t.clone(),
+        };
         let request = GenerateRequest {
-            prompt: prepared.prompt,
+            prompt,
             sampling: prepared.sampling,
         };
         let generate_model = Arc::clone(&model);
@@ -190,13 +303,25 @@ async fn run(state: Arc<AppState>, prepared: Prepared, decision: RouteDecision) 
             include_usage: prepared.include_usage,
             engine: engine.clone(),
             slo_ms: decision.placements.last().map(|p| p.slo_ms).unwrap_or(0),
+            trace,
+            prompt_text,
+            audio_out: prepared.audio_out,
             state,
         };
+        let pre_steps = ctx.trace.as_ref().map(PipelineTrace::header);
         let mut response = if prepared.stream {
             Sse::new(stream_events(ctx, generation)).into_response()
         } else {
             collect(ctx, generation).await
         };
+        // Streams carry the steps before the LLM; whole answers set the full trace in collect.
+        if let Some(header) = pre_steps {
+            if !response.headers().contains_key("x-switchyard-pipeline") {
+                if let Ok(v) = HeaderValue::from_str(&header) {
+                    response.headers_mut().insert("x-switchyard-pipeline", v);
+                }
+            }
+        }
         super::add_route_header(&mut response, &decision, &engine);
         response
     }
@@ -287,7 +412,30 @@ async fn collect(ctx: Context, mut generation: Generation) -> Response {
     };
     meter.finished(usage);
     let finish_reason = finish_str(reason);
-    match ctx.shape {
+    let mut ctx = ctx;
+    let mut trace = ctx.trace.take();
+    if let Some(trace) = trace.as_mut() {
+        trace.llm_step(&ctx.model, &ctx.engine, ctx.accepted, &ctx.prompt_text);
+    }
+    let audio = match (&ctx.audio_out, trace.as_mut()) {
+        (Some(out), Some(trace)) => {
+            match speak_answer(&ctx.state, &text, out, trace, &ctx.id).await {
+                Ok(a) => Some(a),
+                Err(e) => return e.into_response(),
+            }
+        }
+        _ => None,
+    };
+    if let Some(trace) = &trace {
+        trace.record(&ctx.state.metrics);
+    }
+    let switchyard = trace
+        .as_ref()
+        .and_then(|t| serde_json::to_value(t.json()).ok());
+    let trace_header = trace
+        .as_ref()
+        .and_then(|t| HeaderValue::from_str(&t.header()).ok());
+    let mut response = match ctx.shape {
         Shape::Chat => Json(wire::ChatCompletion {
             id: ctx.id.clone(),
             object: "chat.completion",
@@ -300,11 +448,13 @@ async fn collect(ctx: Context, mut generation: Generation) -> Response {
                     role: "assistant",
                     content: text,
                     refusal: None,
+                    audio,
                 },
                 logprobs: None,
                 finish_reason,
             }],
             usage: usage.into(),
+            switchyard,
         })
         .into_response(),
         Shape::Completion { .. } => Json(wire::Completion {
@@ -322,7 +472,140 @@ async fn collect(ctx: Context, mut generation: Generation) -> Response {
             usage: Some(Some(usage.into())),
         })
         .into_response(),
+    };
+    if let Some(value) = trace_header {
+        response
+            .headers_mut()
+            .insert("x-switchyard-pipeline", value);
     }
+    response
+}
+
+/// Runs OCR on image parts and speech-to-text on audio parts, in order, recording each step;
+/// returns the text each part becomes in the prompt.
+async fn resolve_media(
+    state: &Arc<AppState>,
+    decision: &RouteDecision,
+    media: &[MediaPart],
+    trace: &mut PipelineTrace,
+) -> Result<Vec<String>, ApiError> {
+    let retry_after = state.config.limits.retry_after_seconds;
+    let step_model = |task: &str| {
+        decision
+            .steps
+            .iter()
+            .find(|s| s.task == task)
+            .and_then(|s| s.model.clone())
+            .ok_or_else(|| {
+                ApiError::unavailable(format!(
+                    "no {task} model is available for this request's {task} step; run `switchyard models fetch`"
+                ))
+            })
+    };
+    let mut texts = Vec::with_capacity(media.len());
+    for (index, part) in media.iter().enumerate() {
+        match part.kind {
+            MediaKind::Image => {
+                let model_id = step_model("ocr")?;
+                let entry = state
+                    .models
+                    .get(&model_id)
+                    .ok_or_else(|| ApiError::model_not_found(&model_id))?;
+                let model = state
+                    .services
+                    .ocr(&entry.manifest)
+                    .await
+                    .map_err(|e| ApiError::from_engine(e, retry_after))?;
+                let limits = state.image_limits();
+                let data = Arc::clone(&part.data);
+                let param = part.param.clone();
+                let ledger = std::mem::take(&mut trace.ledger);
+                let started = Instant::now();
+                let span = tracing::Span::current();
+                let (lines, ledger) = tokio::task::spawn_blocking(move || {
+                    let _entered = span.enter();
+                    let lines = crate::services::vision::read_image(
+                        &model, &data, &limits, &ledger, &param,
+                    );
+                    (lines, ledger)
+                })
+                .await
+                .map_err(|e| ApiError::internal(format!("OCR task failed: {e}")))?;
+                trace.ledger = ledger;
+                let lines = lines.map_err(|e| ApiError::from_engine(e, retry_after))?;
+                let text = switchyard_engine_tract::ocr::join_text(&lines);
+                trace.step("ocr", &model_id, OCR_ENGINE, started, Some(&text));
+                texts.push(chat_media::grounding(MediaKind::Image, index, &text));
+            }
+            MediaKind::Audio => {
+                let model_id = step_model("stt")?;
+                let taken = std::mem::take(trace);
+                let (transcription, back) = super::transcriptions::run_stt_into(
+                    state,
+                    &model_id,
+                    taken,
+                    Arc::clone(&part.data),
+                    switchyard_engine_whisper::TranscribeOptions::default(),
+                    &part.param,
+                )
+                .await?;
+                *trace = back;
+                texts.push(chat_media::grounding(
+                    MediaKind::Audio,
+                    index,
+                    &transcription.text,
+                ));
+            }
+        }
+    }
+    Ok(texts)
+}
+
+/// Speaks the answer for `modalities: ["text", "audio"]`: OpenAI's `message.audio`.
+async fn speak_answer(
+    state: &Arc<AppState>,
+    text: &str,
+    out: &AudioOut,
+    trace: &mut PipelineTrace,
+    id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let retry_after = state.config.limits.retry_after_seconds;
+    let entry = state
+        .models
+        .values()
+        .find(|m| m.manifest.tasks.iter().any(|t| t == "tts"))
+        .ok_or_else(|| {
+            ApiError::unavailable(
+                "no text-to-speech model is installed; run `switchyard models fetch`",
+            )
+        })?;
+    let voice = state
+        .services
+        .tts(&entry.manifest)
+        .await
+        .map_err(|e| ApiError::from_engine(e, retry_after))?;
+    let sentences = switchyard_engine_onnx::piper::sentences(text);
+    let format = out.format;
+    let started = Instant::now();
+    let bytes = tokio::task::spawn_blocking(move || {
+        let samples = if sentences.is_empty() {
+            Vec::new()
+        } else {
+            super::speech::speak_all(&voice, &sentences, 1.0)?
+        };
+        switchyard_media::audio::encode(&samples, voice.sample_rate(), format)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("speech task failed: {e}")))??;
+    trace.step("tts", &entry.manifest.id, TTS_ENGINE, started, None);
+    let expires_at = unix_now() + 3600;
+    Ok(serde_json::json!({
+        "id": format!("audio_{id}"),
+        "data": base64::engine::general_purpose::STANDARD.encode(bytes),
+        "expires_at": expires_at,
+        "transcript": text,
+    }))
 }
 
 fn finish_str(reason: FinishReason) -> &'static str {

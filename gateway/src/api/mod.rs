@@ -1,11 +1,15 @@
 //! The HTTP API: routes, the body limit, per-request metrics, and OpenAI-shaped errors for
 //! every failure (unknown routes and methods included).
 
+pub mod chat_media;
 mod embeddings;
 mod generate;
 mod health;
+mod ocr;
 mod route;
 pub mod route_request;
+mod speech;
+mod transcriptions;
 pub mod wire;
 
 use std::sync::Arc;
@@ -26,10 +30,20 @@ use crate::state::AppState;
 /// The gateway's router over shared state.
 pub fn app(state: Arc<AppState>) -> Router {
     let body_limit = state.config.limits.max_body_bytes;
+    let media_limit = state.config.media.max_upload_bytes;
     Router::new()
         .route("/v1/chat/completions", post(generate::chat_completions))
         .route("/v1/completions", post(generate::completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
+        .route(
+            "/v1/images/ocr",
+            post(ocr::ocr).layer(DefaultBodyLimit::max(media_limit)),
+        )
+        .route("/v1/audio/speech", post(speech::speech))
+        .route(
+            "/v1/audio/transcriptions",
+            post(transcriptions::transcriptions).layer(DefaultBodyLimit::max(media_limit)),
+        )
         .route("/v1/route", post(route::route))
         .route("/v1/telemetry", get(route::telemetry))
         .route("/v1/models", get(list_models))

@@ -37,7 +37,7 @@ fn text_of(value: &Value) -> Option<String> {
 }
 
 /// Decodes base64 (standard alphabet, padding optional, whitespace ignored).
-fn decode_base64(data: &str, param: &str) -> Result<Arc<[u8]>, ApiError> {
+pub(crate) fn decode_base64(data: &str, param: &str) -> Result<Arc<[u8]>, ApiError> {
     let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(cleaned.trim_end_matches('='))
@@ -60,6 +60,16 @@ fn image_part(part: &Value, param: &str) -> Result<Part, ApiError> {
                 &format!("{param}.image_url"),
             )
         })?;
+    Ok(Part::Bytes {
+        claimed: Claimed::Image,
+        data: data_uri_bytes(url, param)?,
+        field: param.to_owned(),
+    })
+}
+
+/// The bytes of an `image_url` part's `data:` URI (`param` names the part). Fetching http(s)
+/// URLs is off.
+pub(crate) fn data_uri_bytes(url: &str, param: &str) -> Result<Arc<[u8]>, ApiError> {
     let Some(rest) = url.strip_prefix("data:") else {
         return Err(bad(
             format!("{param}: fetching image URLs is off on this gateway; send the image as a data: URI"),
@@ -72,11 +82,7 @@ fn image_part(part: &Value, param: &str) -> Result<Part, ApiError> {
             &format!("{param}.image_url.url"),
         )
     })?;
-    Ok(Part::Bytes {
-        claimed: Claimed::Image,
-        data: decode_base64(data, &format!("{param}.image_url.url"))?,
-        field: param.to_owned(),
-    })
+    decode_base64(data, &format!("{param}.image_url.url"))
 }
 
 fn audio_part(part: &Value, param: &str) -> Result<Part, ApiError> {
@@ -190,7 +196,7 @@ fn user_hints(user: &str, hints: &mut Hints) {
     }
 }
 
-fn hints(body: &Value, headers: &HeaderMap, sources: HintSources) -> Hints {
+pub(crate) fn hints(body: &Value, headers: &HeaderMap, sources: HintSources) -> Hints {
     let mut hints = Hints::default();
     // Precedence, lowest first: `user`, then `metadata`, then headers.
     if sources.metadata {

@@ -33,6 +33,10 @@ pub struct ContentPart {
     pub kind: String,
     /// The text of a `text` part.
     pub text: Option<String>,
+    /// `image_url` parts: `{"url": "data:image/png;base64,...", "detail": ...}`.
+    pub image_url: Option<serde_json::Value>,
+    /// `input_audio` parts: `{"data": "<base64>", "format": "wav"}`.
+    pub input_audio: Option<serde_json::Value>,
 }
 
 /// Message content: a string or a list of parts.
@@ -273,8 +277,13 @@ impl SamplingFields {
 }
 
 impl ChatCompletionRequest {
-    /// Flattens the messages into plain-text chat messages.
-    pub fn chat_messages(&self) -> Result<Vec<ChatMessage>, ApiError> {
+    /// Flattens the messages into plain-text chat messages. Image and audio parts are taken
+    /// out into `media`, each leaving a [`super::chat_media::placeholder`] where it stood, for
+    /// the pipeline's OCR or speech-to-text text to replace.
+    pub fn chat_messages(
+        &self,
+        media: &mut Vec<super::chat_media::MediaPart>,
+    ) -> Result<Vec<ChatMessage>, ApiError> {
         if self.messages.is_empty() {
             return Err(ApiError::bad_request(
                 "'messages' must not be empty",
@@ -322,9 +331,18 @@ impl ChatCompletionRequest {
                                         Some(&format!("messages[{i}].content[{j}].text")),
                                     ))
                                 }
+                                ("image_url" | "input_audio", _) => {
+                                    let param = format!("messages[{i}].content[{j}]");
+                                    let part = super::chat_media::MediaPart::from_wire(part, &param)?;
+                                    if !text.is_empty() {
+                                        text.push('\n');
+                                    }
+                                    text.push_str(&super::chat_media::placeholder(media.len()));
+                                    media.push(part);
+                                }
                                 (kind, _) => {
                                     return Err(ApiError::bad_request(
-                                        format!("content parts of type '{kind}' are not supported by this server yet; send text parts"),
+                                        format!("content parts of type '{kind}' are not supported (text, image_url, input_audio)"),
                                         Some(&format!("messages[{i}].content[{j}].type")),
                                     ))
                                 }
@@ -392,6 +410,9 @@ pub struct ResponseMessage {
     pub content: String,
     /// Always null (no refusals here).
     pub refusal: Option<String>,
+    /// Spoken answer (`modalities: ["text", "audio"]`): `{id, data, expires_at, transcript}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<serde_json::Value>,
 }
 
 /// One choice of a chat completion.
@@ -424,6 +445,9 @@ pub struct ChatCompletion {
     pub choices: Vec<ChatChoice>,
     /// Token usage.
     pub usage: UsageBody,
+    /// Switchyard's pipeline trace, when the request ran more than the LLM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switchyard: Option<serde_json::Value>,
 }
 
 /// The delta of a stream chunk.

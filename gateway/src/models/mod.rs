@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod catalog;
+pub mod derive;
 pub mod fetch;
 
 use std::io::Read;

@@ -3,6 +3,8 @@
 //! executor and kept for the life of the process.
 
 pub mod embeddings;
+pub mod speech;
+pub mod vision;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -85,6 +87,10 @@ pub struct Services {
     /// Threads each service's engine may use (the configured engine threads).
     pub threads: usize,
     pub(crate) embedders: LoadedOnce<switchyard_engine_onnx::MiniLmEmbedder>,
+    pub(crate) ocr: LoadedOnce<switchyard_engine_tract::ocr::OcrModel>,
+    pub(crate) vad: LoadedOnce<switchyard_engine_tract::vad::VadModel>,
+    pub(crate) stt: LoadedOnce<switchyard_engine_whisper::WhisperHost>,
+    pub(crate) tts: LoadedOnce<switchyard_engine_onnx::piper::PiperVoice>,
 }
 
 impl Services {
@@ -94,6 +100,10 @@ impl Services {
             models_dir,
             threads: threads.max(1),
             embedders: LoadedOnce::new(),
+            ocr: LoadedOnce::new(),
+            vad: LoadedOnce::new(),
+            stt: LoadedOnce::new(),
+            tts: LoadedOnce::new(),
         }
     }
 
@@ -112,11 +122,16 @@ impl Services {
 
     /// Ids of the loaded non-LLM models with their engines, for health and metrics.
     pub fn loaded(&self) -> Vec<(String, &'static str)> {
-        self.embedders
-            .loaded_ids()
-            .into_iter()
-            .map(|id| (id, "onnx/cpu"))
-            .collect()
+        let mut loaded = Vec::new();
+        let mut add = |ids: Vec<String>, engine: &'static str| {
+            loaded.extend(ids.into_iter().map(|id| (id, engine)));
+        };
+        add(self.embedders.loaded_ids(), "onnx/cpu");
+        add(self.ocr.loaded_ids(), vision::OCR_ENGINE);
+        add(self.vad.loaded_ids(), speech::VAD_ENGINE);
+        add(self.stt.loaded_ids(), speech::STT_ENGINE);
+        add(self.tts.loaded_ids(), speech::TTS_ENGINE);
+        loaded
     }
 }
 
@@ -134,4 +149,14 @@ pub(crate) fn artifact(manifest: &Manifest, role: &str) -> Result<PathBuf, Engin
                 manifest.dir.display()
             ))
         })
+}
+
+/// A media decoding error as the engine error the API turns into a status: the caller's
+/// fault (400 naming `param`) unless the decoder itself failed.
+pub(crate) fn media_error(error: switchyard_media::MediaError, param: &str) -> EngineError {
+    if error.is_client_error() {
+        EngineError::invalid(format!("{param}: {error}"), Some(param))
+    } else {
+        EngineError::Inference(format!("{param}: {error}"))
+    }
 }

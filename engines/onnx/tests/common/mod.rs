@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use switchyard_engine_onnx::piper::PiperPaths;
 use switchyard_engine_onnx::MiniLmPaths;
 
 /// `SWITCHYARD_MODELS_DIR`, else `~/.cache/switchyard/models` (the gateway's default).
@@ -14,6 +15,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// The MiniLM + runtime paths, or `None` (with the reason printed) when they are not fetched.
+#[allow(dead_code)] // each test binary uses a subset of these helpers
 pub fn minilm_paths(test: &str) -> Option<MiniLmPaths> {
     let paths = MiniLmPaths::in_models_dir(&models_dir());
     if paths.all_present() {
@@ -26,4 +28,21 @@ pub fn minilm_paths(test: &str) -> Option<MiniLmPaths> {
         );
         None
     }
+}
+
+/// The Piper joe voice + runtime paths, or `None` (with the reason printed) when they are not
+/// fetched. With `CI` set, missing files fail the test instead of skipping it.
+#[allow(dead_code)] // each test binary uses a subset of these helpers
+pub fn piper_paths(test: &str) -> Option<PiperPaths> {
+    let paths = PiperPaths::in_models_dir(&models_dir());
+    if paths.all_present() {
+        return Some(paths);
+    }
+    let message = format!(
+        "{test}: ONNX Runtime / piper-joe-medium not found under {} (run `switchyard models fetch`)",
+        models_dir().display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "FAILED {message}");
+    eprintln!("SKIPPED {message}");
+    None
 }

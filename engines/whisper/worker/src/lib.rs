@@ -1,1 +1,0 @@
-//! Switchyard whisper worker: the separate process that runs whisper.cpp (whisper-rs), which cannot share a binary with llama.cpp.

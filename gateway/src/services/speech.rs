@@ -1,0 +1,185 @@
+//! Speech-to-text (Whisper tiny.en on whisper.cpp in its worker process, long audio cut at
+//! pauses by Silero VAD on tract) and text-to-speech (Piper on ONNX Runtime).
+//!
+//! Audio is decoded straight into shared memory, so the worker reads the very samples the
+//! decoder wrote: VAD segments are views of that buffer, and nothing is copied between steps.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchyard_core::{CopyLedger, EngineError, Manifest, Tensor};
+use switchyard_engine_tract::vad::{VadModel, VadOptions};
+use switchyard_engine_whisper::{ShmAlloc, TranscribeOptions, WhisperConfig, WhisperHost};
+use switchyard_media::AudioLimits;
+
+use super::{artifact, media_error, Services};
+
+/// The engine speech-to-text runs on.
+pub const STT_ENGINE: &str = "whisper.cpp/cpu";
+/// The engine VAD runs on.
+pub const VAD_ENGINE: &str = "tract/cpu";
+/// The engine text-to-speech runs on.
+pub const TTS_ENGINE: &str = "onnx/cpu";
+
+/// Audio up to this long goes to Whisper in one piece (its window is 30 s); longer audio is
+/// cut into speech segments first.
+pub const ONE_PIECE_SECONDS: f64 = 28.0;
+
+/// Role of the converted whisper.cpp model in the manifest.
+pub const GGML_ROLE: &str = "whisper.cpp";
+
+/// A timed piece of a transcript.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimedText {
+    /// Start, seconds.
+    pub start: f32,
+    /// End, seconds.
+    pub end: f32,
+    /// Text.
+    pub text: String,
+}
+
+/// What speech-to-text produced.
+#[derive(Debug, Clone)]
+pub struct Transcription {
+    /// The whole text.
+    pub text: String,
+    /// Timed segments.
+    pub segments: Vec<TimedText>,
+    /// Audio length, seconds.
+    pub seconds: f64,
+    /// VAD time, when VAD ran (ms) and its segment count.
+    pub vad: Option<(f64, usize)>,
+    /// Whether every piece reached the worker without a copy.
+    pub zero_copy: bool,
+}
+
+impl Services {
+    /// The speech-to-text host for `manifest` (its worker process starts on first use).
+    pub async fn stt(&self, manifest: &Manifest) -> Result<Arc<WhisperHost>, EngineError> {
+        let model = artifact(manifest, GGML_ROLE).map_err(|_| {
+            EngineError::Load(format!(
+                "model '{}' has no whisper.cpp conversion; run `switchyard models fetch`",
+                manifest.id
+            ))
+        })?;
+        let threads = self.threads as u32;
+        self.stt
+            .get(&manifest.id, move || {
+                let mut config = WhisperConfig::new(model);
+                config.threads = threads;
+                WhisperHost::start(config).map_err(|e| EngineError::Unavailable(e.to_string()))
+            })
+            .await
+    }
+
+    /// The VAD model for `manifest`, loaded on first use.
+    pub async fn vad(&self, manifest: &Manifest) -> Result<Arc<VadModel>, EngineError> {
+        let path = artifact(manifest, "model")?;
+        self.vad
+            .get(&manifest.id, move || {
+                VadModel::load(&path).map_err(|e| EngineError::Load(e.to_string()))
+            })
+            .await
+    }
+}
+
+/// Decodes an audio upload into shared memory (16 kHz mono f32), within `limits`.
+pub fn decode_audio(
+    bytes: &[u8],
+    limits: &AudioLimits,
+    ledger: &CopyLedger,
+    param: &str,
+) -> Result<(Tensor, f64), EngineError> {
+    let decoded = switchyard_media::audio::decode(bytes, limits, &ShmAlloc, ledger)
+        .map_err(|e| media_error(e, param))?;
+    if decoded.samples.numel() == 0 {
+        return Err(EngineError::invalid(
+            format!("{param}: the audio holds no samples"),
+            Some(param),
+        ));
+    }
+    Ok((decoded.samples, decoded.seconds))
+}
+
+/// Transcribes decoded audio: in one piece when short, else segment by segment at the pauses
+/// VAD finds (each segment a view of the same shared buffer).
+pub fn transcribe(
+    host: &WhisperHost,
+    vad: Option<&VadModel>,
+    audio: &Tensor,
+    seconds: f64,
+    options: &TranscribeOptions,
+    ledger: &CopyLedger,
+) -> Result<Transcription, EngineError> {
+    let stt_error = |e: switchyard_engine_whisper::SttError| {
+        EngineError::Inference(format!("speech-to-text failed: {e}"))
+    };
+    let (pieces, vad_trace) = match vad {
+        Some(vad) if seconds > ONE_PIECE_SECONDS => {
+            let started = Instant::now();
+            let segments = vad
+                .speech_segments_counted(audio, &VadOptions::default(), ledger)
+                .map_err(|e| {
+                    EngineError::Inference(format!("voice activity detection failed: {e}"))
+                })?;
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            let count = segments.len();
+            (
+                segments
+                    .iter()
+                    .map(|s| (s.start, s.end))
+                    .collect::<Vec<_>>(),
+                Some((ms, count)),
+            )
+        }
+        _ => (vec![(0, audio.numel())], None),
+    };
+    let mut segments = Vec::new();
+    let mut zero_copy = true;
+    for (start, end) in pieces {
+        let view = audio
+            .narrow(start, end)
+            .map_err(|e| EngineError::Inference(e.to_string()))?;
+        let transcript = host.transcribe(&view, options, ledger).map_err(stt_error)?;
+        zero_copy &= transcript.zero_copy;
+        let offset = start as f32 / 16_000.0;
+        segments.extend(transcript.segments.into_iter().map(|s| TimedText {
+            start: s.start_s + offset,
+            end: s.end_s + offset,
+            text: s.text.trim().to_owned(),
+        }));
+    }
+    let text = segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Transcription {
+        text,
+        segments,
+        seconds,
+        vad: vad_trace,
+        zero_copy,
+    })
+}
+
+impl Services {
+    /// The Piper voice for `manifest`, loaded on first use.
+    pub async fn tts(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<Arc<switchyard_engine_onnx::piper::PiperVoice>, EngineError> {
+        self.onnx_runtime()?;
+        let model = artifact(manifest, "model")?;
+        let config = artifact(manifest, "config")?;
+        let threads = self.threads;
+        self.tts
+            .get(&manifest.id, move || {
+                switchyard_engine_onnx::piper::PiperVoice::load(&model, &config, threads)
+                    .map_err(|e| EngineError::Load(e.to_string()))
+            })
+            .await
+    }
+}
