@@ -77,7 +77,10 @@ fn speed_two_is_clearly_shorter() {
     let (normal, fast, slow) = (total(1.0), total(2.0), total(0.5));
     let ratio = fast as f32 / normal as f32;
     assert!((0.35..=0.75).contains(&ratio), "fast/normal = {ratio}");
-    assert!(slow as f32 > normal as f32 * 1.5, "slow {slow} normal {normal}");
+    assert!(
+        slow as f32 > normal as f32 * 1.5,
+        "slow {slow} normal {normal}"
+    );
 }
 
 #[test]

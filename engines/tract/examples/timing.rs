@@ -86,7 +86,7 @@ fn main() {
     let audio: Vec<f32> = (0..seconds * 16_000)
         .map(|i| {
             let t = i as f32 / 16_000.0;
-            let voiced = (t as usize) % 3 != 0;
+            let voiced = !(t as usize).is_multiple_of(3);
             if voiced {
                 0.3 * (t * 2.0 * std::f32::consts::PI * 180.0).sin() * (t * 7.0).sin().abs()
             } else {

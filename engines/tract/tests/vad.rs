@@ -1,5 +1,8 @@
 //! Voice-activity detection with the real Silero model on espeak-ng speech.
 
+// Helpers outside #[test] functions fail the test by panicking.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{silence, speak, vad_model};

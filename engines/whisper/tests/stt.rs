@@ -101,7 +101,16 @@ fn worker_exe() -> PathBuf {
     );
     let mut cargo = Command::new(env!("CARGO"));
     cargo
-        .args(["build", "-p", "switchyard-whisper-worker", "--target-dir"])
+        // The same package set as the documented build, so cargo reuses its artifacts
+        // (another set can unify dependency features differently and rebuild whisper.cpp).
+        .args([
+            "build",
+            "-p",
+            "switchyard-engine-whisper",
+            "-p",
+            "switchyard-whisper-worker",
+        ])
+        .args(["-p", "switchyard-converter", "--target-dir"])
         .arg(target_dir)
         .current_dir(workspace_root());
     if profile_dir.file_name().is_some_and(|n| n == "release") {

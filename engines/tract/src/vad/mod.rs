@@ -58,7 +58,7 @@ impl VadModel {
                 "state" => f32::fact(STATE_SHAPE).into(),
                 "sr" => {
                     has_sr = true;
-                    InferenceFact::dt_shape(DatumType::I64, &[0usize; 0])
+                    InferenceFact::dt_shape(DatumType::I64, [0usize; 0])
                 }
                 other => return Err(contract(format!("unexpected input `{other}`"))),
             };

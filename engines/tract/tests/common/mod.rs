@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: model lookup, text rendering, speech synthesis.
 
-#![allow(dead_code)]
+// Test helpers: a panic is how they fail a test.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
