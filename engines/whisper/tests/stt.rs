@@ -142,8 +142,9 @@ fn fixture() -> Option<&'static Fixture> {
                 );
                 return None;
             }
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("whisper-tiny.en-{}.ggml.bin", std::process::id()));
+            // One fixed path: the converter writes a temp file and renames it, so concurrent
+            // test processes never see a partial model (a running worker keeps its inode).
+            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("whisper-tiny.en.ggml.bin");
             let t = Instant::now();
             let report = switchyard_converter::ct2_whisper::convert(&ct2, &out).expect("convert");
             eprintln!(

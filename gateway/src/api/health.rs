@@ -69,11 +69,24 @@ fn readiness(state: &AppState) -> (bool, Vec<String>) {
 
 pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
     let (ready, reasons) = readiness(&state);
+    let services = state.services.loaded();
     let models = state
         .models
         .values()
         .map(|entry| {
             let status = entry.loaded().map(|m| m.status());
+            // Non-LLM models (OCR, speech, embeddings) are loaded by the services.
+            if let Some((_, engine)) = services.iter().find(|(id, _)| *id == entry.manifest.id) {
+                return ModelHealth {
+                    id: entry.manifest.id.clone(),
+                    format: entry.manifest.format.clone(),
+                    loaded: true,
+                    engine: Some((*engine).to_owned()),
+                    memory_bytes: None,
+                    active: 0,
+                    queued: 0,
+                };
+            }
             ModelHealth {
                 id: entry.manifest.id.clone(),
                 format: entry.manifest.format.clone(),

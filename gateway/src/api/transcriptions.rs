@@ -57,12 +57,14 @@ impl Format {
             "verbose_json" => Format::VerboseJson,
             "srt" => Format::Srt,
             "vtt" => Format::Vtt,
-            other => return Err(ApiError::bad_request(
-                format!(
+            other => {
+                return Err(ApiError::bad_request(
+                    format!(
                     "response_format '{other}' is not one of json, text, verbose_json, srt, vtt"
                 ),
-                Some("response_format"),
-            )),
+                    Some("response_format"),
+                ))
+            }
         })
     }
 }

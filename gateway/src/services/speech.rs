@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use switchyard_core::{CopyLedger, EngineError, Manifest, Tensor};
-use switchyard_engine_tract::vad::{VadModel, VadOptions};
+use switchyard_engine_tract::vad::{SpeechSegment, VadModel, VadOptions};
 use switchyard_engine_whisper::{ShmAlloc, TranscribeOptions, WhisperConfig, WhisperHost};
 use switchyard_media::AudioLimits;
 
@@ -102,6 +102,21 @@ pub fn decode_audio(
     Ok((decoded.samples, decoded.seconds))
 }
 
+/// Joins consecutive speech segments into pieces of at most [`ONE_PIECE_SECONDS`], cut only at
+/// pauses: Whisper encodes a full 30 s window whatever the piece's length, so a few long pieces
+/// cost far less than many short ones.
+fn group_segments(segments: &[SpeechSegment]) -> Vec<(usize, usize)> {
+    let max = (ONE_PIECE_SECONDS * 16_000.0) as usize;
+    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    for s in segments {
+        match pieces.last_mut() {
+            Some(last) if s.end.saturating_sub(last.0) <= max => last.1 = s.end,
+            _ => pieces.push((s.start, s.end)),
+        }
+    }
+    pieces
+}
+
 /// Transcribes decoded audio: in one piece when short, else segment by segment at the pauses
 /// VAD finds (each segment a view of the same shared buffer).
 pub fn transcribe(
@@ -125,13 +140,7 @@ pub fn transcribe(
                 })?;
             let ms = started.elapsed().as_secs_f64() * 1e3;
             let count = segments.len();
-            (
-                segments
-                    .iter()
-                    .map(|s| (s.start, s.end))
-                    .collect::<Vec<_>>(),
-                Some((ms, count)),
-            )
+            (group_segments(&segments), Some((ms, count)))
         }
         _ => (vec![(0, audio.numel())], None),
     };
@@ -181,5 +190,28 @@ impl Services {
                     .map_err(|e| EngineError::Load(e.to_string()))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_grouped_up_to_one_window() {
+        let seg = |a: f64, b: f64| SpeechSegment {
+            start: (a * 16_000.0) as usize,
+            end: (b * 16_000.0) as usize,
+        };
+        let pieces = group_segments(&[
+            seg(0.5, 4.0),
+            seg(5.0, 12.0),
+            seg(13.0, 27.0),
+            seg(29.0, 40.0),
+        ]);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[0], (8_000, 27 * 16_000));
+        assert_eq!(pieces[1], (29 * 16_000, 40 * 16_000));
+        assert!(group_segments(&[]).is_empty());
     }
 }

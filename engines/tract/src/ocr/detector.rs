@@ -1,8 +1,7 @@
 //! The DB text detector: image → resized, normalized input → probability map → boxes.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use switchyard_core::CopyLedger;
 use tract_onnx::prelude::{tvec, DatumExt, InferenceModel, InferenceModelExt};
@@ -12,7 +11,7 @@ use super::line::OcrOptions;
 use super::quad::Quad;
 use super::resize::{resize_normalize_bgr, Normalize, PlanarTarget, RgbView};
 use crate::error::TractError;
-use crate::plan::{self, Plan};
+use crate::plan::{self, Plan, PlanCache};
 
 const MODEL: &str = "ocr detector";
 /// ImageNet statistics, in the model's BGR channel order.
@@ -27,14 +26,8 @@ const NORMALIZE: Normalize = Normalize {
 pub(crate) struct Detector {
     model: Arc<InferenceModel>,
     path: PathBuf,
-    plans: Arc<Mutex<PlanCache>>,
-}
-
-/// Recently used plans by `(width, height)`, least recently used evicted first.
-#[derive(Debug, Default)]
-struct PlanCache {
-    plans: HashMap<(usize, usize), (Plan, u64)>,
-    clock: u64,
+    /// Plans by input `(width, height)`.
+    plans: Arc<PlanCache<(usize, usize)>>,
 }
 
 /// Plans kept at most.
@@ -68,7 +61,7 @@ impl Detector {
         let detector = Self {
             model: Arc::new(plan::parse(path)?),
             path: path.to_path_buf(),
-            plans: Arc::default(),
+            plans: Arc::new(PlanCache::new(MAX_PLANS)),
         };
         detector.plan_for(warm_size.0, warm_size.1)?;
         Ok(detector)
@@ -76,45 +69,24 @@ impl Detector {
 
     /// The plan for a `width × height` input, built on first use.
     fn plan_for(&self, width: usize, height: usize) -> Result<Plan, TractError> {
-        let poisoned = |_| TractError::inference(MODEL, "plan cache lock poisoned");
-        {
-            let mut cache = self.plans.lock().map_err(poisoned)?;
-            cache.clock += 1;
-            let now = cache.clock;
-            if let Some((plan, used)) = cache.plans.get_mut(&(width, height)) {
-                *used = now;
-                return Ok(plan.clone());
-            }
-        }
-        let started = std::time::Instant::now();
-        let mut model = (*self.model).clone();
-        model
-            .set_input_fact(0, f32::fact([1, 3, height, width]).into())
-            .map_err(|e| plan::plan_error(&self.path, e))?;
-        let typed = model
-            .into_typed()
-            .map_err(|e| plan::plan_error(&self.path, e))?;
-        let plan = plan::optimize(&self.path, typed)?;
-        tracing::debug!(
-            width,
-            height,
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            "ocr detector plan built"
-        );
-        let mut cache = self.plans.lock().map_err(poisoned)?;
-        if cache.plans.len() >= MAX_PLANS {
-            let oldest = cache
-                .plans
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(key, _)| *key);
-            if let Some(key) = oldest {
-                cache.plans.remove(&key);
-            }
-        }
-        let now = cache.clock;
-        cache.plans.insert((width, height), (plan.clone(), now));
-        Ok(plan)
+        self.plans.get_or_build(MODEL, (width, height), || {
+            let started = std::time::Instant::now();
+            let mut model = (*self.model).clone();
+            model
+                .set_input_fact(0, f32::fact([1, 3, height, width]).into())
+                .map_err(|e| plan::plan_error(&self.path, e))?;
+            let typed = model
+                .into_typed()
+                .map_err(|e| plan::plan_error(&self.path, e))?;
+            let plan = plan::optimize(&self.path, typed)?;
+            tracing::debug!(
+                width,
+                height,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "ocr detector plan built"
+            );
+            Ok(plan)
+        })
     }
 
     /// Text boxes of `src`, in source pixels.
