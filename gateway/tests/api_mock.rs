@@ -292,7 +292,20 @@ fn malformed_and_mistyped_requests_are_400() {
         "/v1/chat/completions",
         &json!({"model": "mock", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]}),
     );
+    // A data: URI without base64 data.
+    assert_error(&r, 400, Some("messages[0].content[0].image_url.url"));
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &json!({"model": "mock", "messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:,"}}]}]}),
+    );
     assert_error(&r, 400, Some("messages[0].content[0].type"));
+    let r = post(
+        &s,
+        "/v1/chat/completions",
+        &json!({"model": "mock", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"format": "wav"}}]}]}),
+    );
+    assert_error(&r, 400, Some("messages[0].content[0].input_audio.data"));
     let r = post(
         &s,
         "/v1/completions",

@@ -113,3 +113,31 @@ fn same_file(a: &Path, b: &Path) -> bool {
         _ => a == b,
     }
 }
+
+/// A CPU session for the model at `path`: full graph optimisation, `threads` intra-op threads,
+/// one inter-op thread, worker spinning as asked. [`init_runtime`] must have succeeded first.
+pub(crate) fn cpu_session(
+    path: &Path,
+    threads: usize,
+    spin: bool,
+) -> Result<ort::session::Session, OnnxError> {
+    use ort::session::builder::GraphOptimizationLevel;
+    let runtime = runtime().ok_or(OnnxError::RuntimeNotInitialized)?;
+    // Builder errors carry the builder (large, not Send): keep only their message.
+    let session_error = |e: &dyn std::fmt::Display| OnnxError::Session {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    ort::session::Session::builder(runtime.environment())
+        .map_err(|e| session_error(&e))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| session_error(&e))?
+        .with_intra_threads(threads)
+        .map_err(|e| session_error(&e))?
+        .with_inter_threads(1)
+        .map_err(|e| session_error(&e))?
+        .with_intra_op_spinning(spin)
+        .map_err(|e| session_error(&e))?
+        .commit_from_file(path)
+        .map_err(|e| session_error(&e))
+}

@@ -35,7 +35,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 use switchyard_core::Tensor;
@@ -213,26 +212,10 @@ impl PiperVoice {
                 path: onnx.to_path_buf(),
             });
         }
-        let runtime = runtime::runtime().ok_or(OnnxError::RuntimeNotInitialized)?;
+        runtime::runtime().ok_or(OnnxError::RuntimeNotInitialized)?;
         let config = VoiceConfig::load(config_json)?;
 
-        // Builder errors carry the builder (large, not Send): keep only their message.
-        let session_error = |e: &dyn std::fmt::Display| OnnxError::Session {
-            path: onnx.to_path_buf(),
-            message: e.to_string(),
-        };
-        let session = Session::builder(runtime.environment())
-            .map_err(|e| session_error(&e))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| session_error(&e))?
-            .with_intra_threads(options.threads)
-            .map_err(|e| session_error(&e))?
-            .with_inter_threads(1)
-            .map_err(|e| session_error(&e))?
-            .with_intra_op_spinning(options.spin)
-            .map_err(|e| session_error(&e))?
-            .commit_from_file(onnx)
-            .map_err(|e| session_error(&e))?;
+        let session = runtime::cpu_session(onnx, options.threads, options.spin)?;
 
         let signature_error = |message: String| OnnxError::Signature {
             path: onnx.to_path_buf(),
