@@ -12,6 +12,7 @@ import io
 import re
 import struct
 import subprocess
+import time
 import wave
 from pathlib import Path
 
@@ -326,3 +327,58 @@ def test_bad_image_is_a_clear_400(gateway, case: str) -> None:
     )
     assert r.status_code == 400, (case, r.status_code, r.text)
     assert r.json()["error"]["param"] == "image"
+
+
+# --- a crashing worker ----------------------------------------------------------------------
+
+
+def worker_pids(gateway_pid: int) -> list[int]:
+    """The whisper worker processes the gateway started (read from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == gateway_pid and b"switchyard-whisper-worker" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_killed_worker_fails_one_request_and_the_gateway_keeps_serving(gateway, tmp_path: Path) -> None:
+    import os
+    import signal
+    import threading
+
+    sentence = espeak_wav(SENTENCES[1], tmp_path, "warm")
+    url = f"{gateway.base_url}/audio/transcriptions"
+    # Warm up: the worker is running once a transcription has been served.
+    assert httpx.post(url, data={"model": "auto"}, files={"file": ("a.wav", sentence)}, timeout=120).status_code == 200
+    pids = worker_pids(gateway.process.pid)
+    assert len(pids) == 1, pids
+
+    long_clip = espeak_wav(" ".join(SENTENCES), tmp_path, "long")  # ~40 s of speech
+    result: dict = {}
+
+    def transcribe() -> None:
+        result["response"] = httpx.post(url, data={"model": "auto"}, files={"file": ("l.wav", long_clip)}, timeout=120)
+
+    thread = threading.Thread(target=transcribe)
+    thread.start()
+    time.sleep(1.5)  # decoding and VAD are done (~0.3 s); whisper.cpp is busy (~3.5 s)
+    os.kill(pids[0], signal.SIGKILL)
+    thread.join()
+    failed = result["response"]
+    assert failed.status_code >= 500, failed.text
+    message = failed.json()["error"]["message"]
+    assert "worker" in message and "restarted" in message, message
+
+    again = httpx.post(url, data={"model": "auto"}, files={"file": ("a.wav", sentence)}, timeout=120)
+    assert again.status_code == 200, again.text
+    assert "lights" in again.json()["text"].lower()
+    assert gateway.process.poll() is None
+    assert worker_pids(gateway.process.pid) not in ([], pids)
