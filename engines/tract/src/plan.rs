@@ -115,6 +115,21 @@ pub(crate) fn optimize(path: &Path, model: TypedModel) -> Result<Plan, TractErro
 }
 
 /// Wraps a tract error raised while preparing the plan of `path`.
+/// A plan for `model` with its first input fixed to the f32 `shape` (tract runs concrete
+/// shapes far faster than symbolic ones).
+pub(crate) fn concrete(
+    path: &Path,
+    model: &InferenceModel,
+    shape: [usize; 4],
+) -> Result<Plan, TractError> {
+    let mut model = model.clone();
+    model
+        .set_input_fact(0, f32::fact(shape).into())
+        .map_err(|e| plan_error(path, e))?;
+    let typed = model.into_typed().map_err(|e| plan_error(path, e))?;
+    optimize(path, typed)
+}
+
 pub(crate) fn plan_error(path: &Path, err: impl std::fmt::Display) -> TractError {
     TractError::ModelPlan {
         path: path.to_path_buf(),

@@ -113,10 +113,7 @@ pub(super) async fn embeddings(
         let decision =
             super::route::route_body(&state, Endpoint::Embeddings, &body, &headers).await?;
         let retry_after = state.config.limits.retry_after_seconds;
-        let entry = state
-            .models
-            .get(&decision.model)
-            .ok_or_else(|| ApiError::model_not_found(&decision.model))?;
+        let entry = super::model_entry(&state, &decision.model)?;
         let span = tracing::info_span!("embeddings", model = %decision.model, inputs = inputs.len());
         let started = Instant::now();
         let embedder = state

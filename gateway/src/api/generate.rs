@@ -507,10 +507,7 @@ async fn resolve_media(
         match part.kind {
             MediaKind::Image => {
                 let model_id = step_model("ocr")?;
-                let entry = state
-                    .models
-                    .get(&model_id)
-                    .ok_or_else(|| ApiError::model_not_found(&model_id))?;
+                let entry = super::model_entry(state, &model_id)?;
                 let model = state
                     .services
                     .ocr(&entry.manifest)

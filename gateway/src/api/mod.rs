@@ -62,6 +62,17 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The installed model `id`, or a 404 in OpenAI's shape.
+pub(crate) fn model_entry<'a>(
+    state: &'a AppState,
+    id: &str,
+) -> Result<&'a Arc<crate::state::ModelEntry>, ApiError> {
+    state
+        .models
+        .get(id)
+        .ok_or_else(|| ApiError::model_not_found(id))
+}
+
 /// Adds the route summary (`x-switchyard-route`) with the engine that actually ran.
 pub(crate) fn add_route_header(
     response: &mut Response,

@@ -49,10 +49,7 @@ pub(super) async fn ocr(
             .ok_or_else(|| ApiError::bad_request("'image' is missing", Some("image")))?;
         let decision = super::route::decide(&state, request, false).await?;
         let retry_after = state.config.limits.retry_after_seconds;
-        let entry = state
-            .models
-            .get(&decision.model)
-            .ok_or_else(|| ApiError::model_not_found(&decision.model))?;
+        let entry = super::model_entry(&state, &decision.model)?;
         let span = tracing::info_span!("ocr", model = %decision.model, bytes = image.len());
         let model = state
             .services

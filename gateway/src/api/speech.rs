@@ -192,10 +192,7 @@ pub(super) async fn speech(
         let speech = validate(&request, state.config.media.max_speech_chars)?;
         let decision = super::route::route_body(&state, Endpoint::AudioSpeech, &body, &headers).await?;
         let retry_after = state.config.limits.retry_after_seconds;
-        let entry = state
-            .models
-            .get(&decision.model)
-            .ok_or_else(|| ApiError::model_not_found(&decision.model))?;
+        let entry = super::model_entry(&state, &decision.model)?;
         let span = tracing::info_span!("speech", model = %decision.model, sentences = speech.sentences.len());
         let voice = state
             .services

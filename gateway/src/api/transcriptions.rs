@@ -241,10 +241,7 @@ pub(crate) async fn run_stt_into(
     param: &str,
 ) -> Result<(Transcription, PipelineTrace), ApiError> {
     let retry_after = state.config.limits.retry_after_seconds;
-    let entry = state
-        .models
-        .get(model_id)
-        .ok_or_else(|| ApiError::model_not_found(model_id))?;
+    let entry = super::model_entry(state, model_id)?;
     let span = tracing::info_span!("stt", model = %model_id, bytes = audio.len());
     let host = state
         .services

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use switchyard_core::CopyLedger;
-use tract_onnx::prelude::{tvec, DatumExt, InferenceModel, InferenceModelExt};
+use tract_onnx::prelude::{tvec, InferenceModel};
 
 use super::crop::{crop_quad, Crop};
 use super::ctc::Charset;
@@ -99,14 +99,7 @@ impl Recognizer {
     fn plan_for(&self, width: usize) -> Result<Plan, TractError> {
         self.plans.get_or_build(MODEL, width, || {
             let started = std::time::Instant::now();
-            let mut model = (*self.model).clone();
-            model
-                .set_input_fact(0, f32::fact([1, 3, HEIGHT, width]).into())
-                .map_err(|e| plan::plan_error(&self.path, e))?;
-            let typed = model
-                .into_typed()
-                .map_err(|e| plan::plan_error(&self.path, e))?;
-            let plan = plan::optimize(&self.path, typed)?;
+            let plan = plan::concrete(&self.path, &self.model, [1, 3, HEIGHT, width])?;
             tracing::debug!(
                 width,
                 ms = started.elapsed().as_secs_f64() * 1e3,
