@@ -255,6 +255,25 @@ impl Config {
                 "must be at least 1024".into(),
             ));
         }
+        if self.media.max_upload_bytes < 1024 {
+            return Err(fail(
+                "media.max_upload_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        let media_positive = [
+            (
+                "media.max_audio_seconds",
+                u64::from(self.media.max_audio_seconds),
+            ),
+            ("media.max_image_pixels", self.media.max_image_pixels),
+            ("media.max_speech_chars", self.media.max_speech_chars as u64),
+        ];
+        for (key, value) in media_positive {
+            if value == 0 {
+                return Err(fail(key, "must be at least 1".into()));
+            }
+        }
         if let Err(e) = switchyard_profiles::resolve(&self.profile) {
             return Err(fail("profile", e.to_string()));
         }
@@ -410,6 +429,20 @@ mod tests {
         let err = Config::parse("[limits]\n\nqueue_size = \"many\"\n", "s.toml").unwrap_err();
         assert_eq!(err.line, 3, "{err}");
         assert_eq!(err.key, "limits.queue_size");
+    }
+
+    #[test]
+    fn media_limits_are_read_and_checked() {
+        let c = Config::parse("[media]\nmax_audio_seconds = 60\n", "s.toml").unwrap();
+        assert_eq!(c.media.max_audio_seconds, 60);
+        let err = Config::parse("[media]\n\nmax_image_pixels = 0\n", "s.toml").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (3, "media.max_image_pixels"),
+            "{err}"
+        );
+        let err = Config::parse("[media]\nmax_upload_bytes = 10\n", "s.toml").unwrap_err();
+        assert_eq!(err.key, "media.max_upload_bytes", "{err}");
     }
 
     #[test]
