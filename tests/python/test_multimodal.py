@@ -382,3 +382,59 @@ def test_killed_worker_fails_one_request_and_the_gateway_keeps_serving(gateway, 
     assert "lights" in again.json()["text"].lower()
     assert gateway.process.poll() is None
     assert worker_pids(gateway.process.pid) not in ([], pids)
+
+
+# --- bad request fields ---------------------------------------------------------------------
+
+SAY_HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.mark.parametrize(
+    "extra,param",
+    [
+        ({"modalities": ["text", "video"]}, "modalities"),
+        ({"modalities": ["text", "audio"]}, "audio"),
+        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "mp3"}}, "audio.format"),
+        ({"modalities": ["text", "audio"], "audio": {"voice": "nobody", "format": "wav"}}, "audio.voice"),
+        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}, "stream": True}, "stream"),
+    ],
+)
+def test_bad_audio_output_requests(gateway, extra: dict, param: str) -> None:
+    body = {"model": "auto", "max_tokens": 4, "messages": SAY_HELLO, **extra}
+    r = httpx.post(f"{gateway.base_url}/chat/completions", json=body, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_image_url_that_is_not_a_data_uri_is_refused(gateway) -> None:
+    part = {"type": "image_url", "image_url": {"url": "https://example.com/sign.png"}}
+    body = {"model": "auto", "messages": [{"role": "user", "content": [part]}]}
+    r = httpx.post(f"{gateway.base_url}/chat/completions", json=body, timeout=30)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "messages[0].content[0].image_url.url"
+    assert "data: URI" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "fields,with_file,param",
+    [
+        ({"model": "auto"}, False, "file"),
+        ({}, True, "model"),
+        ({"model": "auto", "colour": "blue"}, True, "colour"),
+        ({"model": "auto", "response_format": "xml"}, True, "response_format"),
+        ({"model": "auto", "language": "fr"}, True, "language"),
+        ({"model": "auto", "temperature": "5"}, True, "temperature"),
+    ],
+)
+def test_bad_transcription_forms(gateway, tmp_path: Path, fields: dict, with_file: bool, param: str) -> None:
+    files = {"file": ("a.wav", espeak_wav("short", tmp_path, "f"))} if with_file else None
+    r = httpx.post(f"{gateway.base_url}/audio/transcriptions", data=fields, files=files, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_transcription_without_multipart_is_a_clear_400(gateway) -> None:
+    r = httpx.post(f"{gateway.base_url}/audio/transcriptions", json={"model": "auto"}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert "multipart/form-data" in r.json()["error"]["message"]

@@ -61,20 +61,15 @@ struct AudioOut {
     format: switchyard_media::AudioFormat,
 }
 
-/// The audio-output fields of a chat request.
-#[derive(serde::Deserialize)]
-struct AudioFields {
-    modalities: Option<Vec<String>>,
-    audio: Option<serde_json::Value>,
-}
-
-fn audio_out(body: &[u8], stream: bool) -> Result<Option<AudioOut>, ApiError> {
-    let fields: AudioFields = parse_json(body)?;
-    let wants_audio = fields
+fn audio_out(
+    request: &wire::ChatCompletionRequest,
+    stream: bool,
+) -> Result<Option<AudioOut>, ApiError> {
+    let wants_audio = request
         .modalities
         .as_ref()
         .is_some_and(|m| m.iter().any(|x| x == "audio"));
-    if let Some(m) = fields
+    if let Some(m) = request
         .modalities
         .iter()
         .flatten()
@@ -88,7 +83,7 @@ fn audio_out(body: &[u8], stream: bool) -> Result<Option<AudioOut>, ApiError> {
     if !wants_audio {
         return Ok(None);
     }
-    let audio = fields.audio.ok_or_else(|| {
+    let audio = request.audio.as_ref().ok_or_else(|| {
         ApiError::bad_request(
             "modalities includes 'audio' but 'audio' ({voice, format}) is missing",
             Some("audio"),
@@ -140,7 +135,7 @@ pub(super) async fn chat_completions(
                 include_usage: sampling.include_usage(),
                 shape: Shape::Chat,
                 media,
-                audio_out: audio_out(&body, sampling.streaming())?,
+                audio_out: audio_out(&req, sampling.streaming())?,
             },
             body,
         ))

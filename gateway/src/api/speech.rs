@@ -139,23 +139,29 @@ fn validate(request: &SpeechRequest, max_chars: usize) -> Result<Speech, ApiErro
     })
 }
 
-/// Synthesises one sentence and encodes it.
-fn speak(voice: &PiperVoice, sentence: &str, speech: &Speech) -> Result<Vec<u8>, ApiError> {
+/// Speaks one sentence; `f` reads the samples where ONNX Runtime wrote them.
+fn with_sentence<T>(
+    voice: &PiperVoice,
+    sentence: &str,
+    speed: f32,
+    f: impl FnOnce(&[f32]) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let audio = voice
-        .synthesize(
-            sentence,
-            &SynthesisOptions {
-                speed: speech.speed,
-            },
-        )
+        .synthesize(sentence, &SynthesisOptions { speed })
         .map_err(|e| {
             ApiError::bad_request(format!("cannot speak this input: {e}"), Some("input"))
         })?;
-    let samples = audio
+    f(audio
         .as_slice::<f32>()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    switchyard_media::audio::encode(samples, voice.sample_rate(), speech.format)
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| ApiError::internal(e.to_string()))?)
+}
+
+/// Synthesises one sentence and encodes it.
+fn speak(voice: &PiperVoice, sentence: &str, speech: &Speech) -> Result<Vec<u8>, ApiError> {
+    with_sentence(voice, sentence, speech.speed, |samples| {
+        switchyard_media::audio::encode(samples, voice.sample_rate(), speech.format)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })
 }
 
 /// Synthesises every sentence into one buffer of samples.
@@ -166,16 +172,11 @@ pub(crate) fn speak_all(
 ) -> Result<Vec<f32>, ApiError> {
     let mut all = Vec::new();
     for sentence in sentences {
-        let audio = voice
-            .synthesize(sentence, &SynthesisOptions { speed })
-            .map_err(|e| {
-                ApiError::bad_request(format!("cannot speak this input: {e}"), Some("input"))
-            })?;
-        let samples = audio
-            .as_slice::<f32>()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
         // Joining the sentences is the one copy of this pipeline; it is what a WAV needs.
-        all.extend_from_slice(samples);
+        with_sentence(voice, sentence, speed, |samples| {
+            all.extend_from_slice(samples);
+            Ok(())
+        })?;
     }
     Ok(all)
 }
@@ -202,8 +203,18 @@ pub(super) async fn speech(
             .map_err(|e| ApiError::from_engine(e, retry_after))?;
         let content_type = HeaderValue::from_static(speech.format.content_type());
         let started = Instant::now();
+        // The step ends when the last sentence is spoken (for pcm, after the response head).
+        let record = {
+            let state = Arc::clone(&state);
+            let (model, pipeline) = (decision.model.clone(), decision.pipeline.clone());
+            move || {
+                let mut trace = PipelineTrace::new(&pipeline);
+                trace.step("tts", &model, TTS_ENGINE, started, None);
+                trace.record(&state.metrics);
+            }
+        };
         let mut response = match speech.format {
-            AudioFormat::Pcm => stream_pcm(voice, speech, span),
+            AudioFormat::Pcm => stream_pcm(voice, speech, span, record),
             _ => {
                 let rate = voice.sample_rate();
                 let format = speech.format;
@@ -215,12 +226,10 @@ pub(super) async fn speech(
                 })
                 .await
                 .map_err(|e| ApiError::internal(format!("speech task failed: {e}")))??;
+                record();
                 bytes.into_response()
             }
         };
-        let mut trace = PipelineTrace::new(&decision.pipeline);
-        trace.step("tts", &decision.model, TTS_ENGINE, started, None);
-        trace.record(&state.metrics);
         response.headers_mut().insert(header::CONTENT_TYPE, content_type);
         super::add_route_header(&mut response, &decision, TTS_ENGINE);
         Ok::<_, ApiError>(response)
@@ -230,7 +239,12 @@ pub(super) async fn speech(
 }
 
 /// Streams raw PCM sentence by sentence; a client that goes away stops the synthesis.
-fn stream_pcm(voice: Arc<PiperVoice>, speech: Speech, span: tracing::Span) -> Response {
+fn stream_pcm(
+    voice: Arc<PiperVoice>,
+    speech: Speech,
+    span: tracing::Span,
+    done: impl FnOnce() + Send + 'static,
+) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
@@ -239,9 +253,10 @@ fn stream_pcm(voice: Arc<PiperVoice>, speech: Speech, span: tracing::Span) -> Re
                 speak(&voice, sentence, &speech).map_err(|e| std::io::Error::other(e.body_json()));
             let failed = chunk.is_err();
             if tx.blocking_send(chunk).is_err() || failed {
-                break;
+                return;
             }
         }
+        done();
     });
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response()
 }

@@ -105,6 +105,10 @@ pub struct ChatCompletionRequest {
     pub messages: Vec<RequestMessage>,
     /// Tools (not supported yet).
     pub tools: Option<serde_json::Value>,
+    /// Output modalities (`["text"]`, `["text", "audio"]`).
+    pub modalities: Option<Vec<String>>,
+    /// Spoken-answer settings (`{"voice", "format"}`) when `modalities` has `audio`.
+    pub audio: Option<serde_json::Value>,
 }
 
 /// `prompt` of the completions API.
