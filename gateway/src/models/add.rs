@@ -76,6 +76,7 @@ pub fn add(models_dir: &Path, file: &Path, id: Option<&str>) -> anyhow::Result<M
             path: file.clone(),
             size,
             sha256,
+            ..Default::default()
         }],
         source: Source {
             kind: "local".into(),

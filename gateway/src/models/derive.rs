@@ -26,22 +26,20 @@ pub fn ensure_derived(model_dir: &Path) -> anyhow::Result<Vec<String>> {
     let report = switchyard_converter::ct2_whisper::convert(model_dir, &out)
         .with_context(|| format!("converting {} for whisper.cpp", manifest.id))?;
     tracing::info!(model = %manifest.id, bytes = report.bytes, "converted for whisper.cpp");
-    manifest.artifacts.push(Artifact {
+    let source_sha256 = manifest.primary().map(|a| a.sha256.clone());
+    manifest.set_artifact(Artifact {
         role: role.to_owned(),
         path: PathBuf::from(WHISPER_GGML_FILE),
         size: std::fs::metadata(&out)?.len(),
         sha256: sha256_file(&out)?,
+        format: Some("ggml".into()),
+        precision: Some("f16".into()),
+        engines: vec!["whisper.cpp/cpu".into()],
+        source_sha256,
+        converter: Some(format!("switchyard-convert {}", env!("CARGO_PKG_VERSION"))),
+        settings: Some(serde_json::json!({ "conversion": "whisper-ct2" })),
     });
-    // Write the new manifest beside the old one, then rename over it.
-    let staging = tempfile::Builder::new()
-        .prefix(".manifest-")
-        .tempdir_in(model_dir)?;
-    write_manifest(staging.path(), &manifest)?;
-    std::fs::rename(
-        staging
-            .path()
-            .join(switchyard_core::manifest::MANIFEST_FILE),
-        model_dir.join(switchyard_core::manifest::MANIFEST_FILE),
-    )?;
+    manifest.schema = Manifest::SCHEMA;
+    write_manifest(model_dir, &manifest)?;
     Ok(vec![role.to_owned()])
 }

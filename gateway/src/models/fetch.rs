@@ -132,6 +132,7 @@ pub fn fetch_entry(
             path: PathBuf::from(spec.file),
             size,
             sha256,
+            ..Default::default()
         });
     }
     let manifest = Manifest {
