@@ -32,6 +32,10 @@ pub struct Metrics {
     pub memory: IntGaugeVec,
     /// `switchyard_process_resident_memory_bytes`.
     pub resident: IntGauge,
+    /// `switchyard_execution_provider{model,provider,state}`: 1 for the ONNX Runtime provider
+    /// a model runs on (`state="used"`) and for each one the profile asked for first that
+    /// could not be used (`state="skipped"`; /health says why).
+    pub execution_provider: IntGaugeVec,
     /// `switchyard_pipeline_step_duration_seconds{step,engine}`: time of each pipeline step
     /// (ocr, stt, tts, embedding, vad, llm).
     pub pipeline_step: HistogramVec,
@@ -123,10 +127,19 @@ impl Metrics {
             ),
             &["model"],
         )?;
+        let execution_provider = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_execution_provider",
+                "ONNX Runtime execution provider per model: state=used runs it, state=skipped \
+                 was asked for first but could not be used",
+            ),
+            &["model", "provider", "state"],
+        )?;
         let resident = IntGauge::new(
             "switchyard_process_resident_memory_bytes",
             "Resident memory of the gateway process",
         )?;
+        registry.register(Box::new(execution_provider.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(ttft.clone()))?;
@@ -179,6 +192,7 @@ impl Metrics {
             loaded,
             memory,
             resident,
+            execution_provider,
         })
     }
 

@@ -142,6 +142,7 @@ impl AppState {
             .profile_info
             .with_label_values(&[profile.device.name.as_str(), profile.policy.name.as_str()])
             .set(1);
+        let device = profile.device.clone();
         let router_config = routing::router_config(profile, tier_b.clone())?;
         Ok(AppState {
             routing: Routing {
@@ -158,7 +159,8 @@ impl AppState {
             services: crate::services::Services::new(
                 models_dir.to_path_buf(),
                 engine_config.threads as usize,
-            ),
+            )
+            .with_profile(&device)?,
             engine_config,
             config,
             models,
@@ -235,6 +237,28 @@ impl AppState {
 
     /// Refreshes the per-model gauges from the models' status.
     pub fn refresh_model_gauges(&self) {
+        for service in self.services.loaded() {
+            self.metrics
+                .loaded
+                .with_label_values(&[service.id.as_str(), service.engine])
+                .set(1);
+            if let Some(report) = &service.provider {
+                self.metrics
+                    .execution_provider
+                    .with_label_values(&[service.id.as_str(), report.used.as_str(), "used"])
+                    .set(1);
+                for skipped in &report.skipped {
+                    self.metrics
+                        .execution_provider
+                        .with_label_values(&[
+                            service.id.as_str(),
+                            skipped.provider.as_str(),
+                            "skipped",
+                        ])
+                        .set(1);
+                }
+            }
+        }
         for (id, entry) in &self.models {
             match entry.loaded() {
                 Some(model) => {

@@ -44,6 +44,7 @@ pub fn load(models_dir: &Path, config: &Config) -> Option<TierBSetup> {
             max_tokens: head.max_tokens(),
             // Spinning workers would steal cycles from the llama.cpp decoders on small boxes.
             spin: false,
+            ..EmbedderOptions::default()
         };
         let embedder = MiniLmEmbedder::load_with(&paths.model, &paths.tokenizer, &options)
             .map_err(|e| e.to_string())?;

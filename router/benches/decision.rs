@@ -67,6 +67,7 @@ fn tier_b() -> Option<TierBSetup> {
         threads: 2,
         max_tokens: head.max_tokens(),
         spin: false,
+        ..EmbedderOptions::default()
     };
     let embedder = MiniLmEmbedder::load_with(&paths.model, &paths.tokenizer, &options).ok()?;
     Some(TierBSetup {

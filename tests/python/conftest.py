@@ -64,21 +64,21 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def start_gateway(workdir: Path, config_text: str = GATEWAY_CONFIG, extra_args: tuple = ()) -> Gateway:
+    """Starts the real binary on a free port with `config_text` as its config file; the caller
+    stops it with `stop_gateway`. Fails the test (with the gateway's stderr) if it does not
+    start."""
     binary = _binary()
     if not os.access(binary, os.X_OK):
         pytest.fail(f"switchyard binary not found at {binary}: build it or set SWITCHYARD_BIN")
-
-    workdir = tmp_path_factory.mktemp("switchyard")
     config = workdir / "switchyard.toml"
-    config.write_text(GATEWAY_CONFIG)
+    config.write_text(config_text)
     stderr_path = workdir / "stderr.log"
 
     env = dict(os.environ, SWITCHYARD_LOG="warn")
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            [str(binary), "serve", "--listen", "127.0.0.1:0", "--config", str(config)],
+            [str(binary), "serve", "--listen", "127.0.0.1:0", "--config", str(config), *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -115,15 +115,24 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
     # Keep draining stdout so that a chatty gateway can never block on a full pipe.
     threading.Thread(target=process.stdout.read, daemon=True).start()
+    return Gateway(process, port, f"http://127.0.0.1:{port}/v1", stderr_path)
 
-    gw = Gateway(process, port, f"http://127.0.0.1:{port}/v1", stderr_path)
+
+def stop_gateway(gw: Gateway) -> None:
+    """Stops `gw`; fails the test if it had exited on its own (a crash) before."""
+    crashed = gw.process.poll()
+    _stop(gw.process)
+    if crashed is not None:
+        pytest.fail(f"switchyard exited during the tests (status {crashed})\nstderr:\n{gw.stderr()}")
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gw = start_gateway(tmp_path_factory.mktemp("switchyard"))
     try:
         yield gw
     finally:
-        crashed = process.poll()
-        _stop(process)
-    if crashed is not None:
-        pytest.fail(f"switchyard exited during the tests (status {crashed})\nstderr:\n{gw.stderr()}")
+        stop_gateway(gw)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorRef, ValueType};
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
-use crate::runtime::{self, ExecutionProvider};
+use crate::providers::{ExecutionProvider, Placement, ProviderReport};
+use crate::runtime;
 use crate::OnnxError;
 
 /// Input name of the token ids.
@@ -39,6 +40,8 @@ pub struct EmbedderOptions {
     /// Let idle ONNX Runtime worker threads spin for a while before sleeping. Lower latency,
     /// but burns CPU that a llama.cpp worker on the same cores could use.
     pub spin: bool,
+    /// Execution providers to try, best first (the device profile's order).
+    pub placement: Placement,
 }
 
 impl Default for EmbedderOptions {
@@ -47,6 +50,7 @@ impl Default for EmbedderOptions {
             threads: 2,
             max_tokens: DEFAULT_MAX_TOKENS,
             spin: true,
+            placement: Placement::default(),
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct MiniLmEmbedder {
     max_tokens: usize,
     threads: usize,
     model_path: PathBuf,
+    provider: ProviderReport,
 }
 
 impl std::fmt::Debug for MiniLmEmbedder {
@@ -129,7 +134,12 @@ impl MiniLmEmbedder {
         runtime::runtime().ok_or(OnnxError::RuntimeNotInitialized)?;
         let tokenizer = load_tokenizer(tokenizer_json, options.max_tokens)?;
 
-        let session = runtime::cpu_session(model_onnx, options.threads, options.spin)?;
+        let (session, provider) = runtime::session(
+            model_onnx,
+            options.threads,
+            options.spin,
+            &options.placement,
+        )?;
 
         let signature_error = |message: String| OnnxError::Signature {
             path: model_onnx.to_path_buf(),
@@ -182,6 +192,7 @@ impl MiniLmEmbedder {
             max_tokens: options.max_tokens,
             threads: options.threads,
             model_path: model_onnx.to_path_buf(),
+            provider,
         };
         // Warm-up run: allocates ONNX Runtime's buffers now rather than on the first request,
         // and establishes the embedding width.
@@ -212,10 +223,14 @@ impl MiniLmEmbedder {
         self.threads
     }
 
-    /// The execution provider the session runs on. Only ONNX Runtime's CPU provider is ever
-    /// registered by this build, so that is what runs.
+    /// The execution provider the session runs on.
     pub fn execution_provider(&self) -> ExecutionProvider {
-        ExecutionProvider::Cpu
+        self.provider.used
+    }
+
+    /// The provider in use and the ones passed over before it, with reasons.
+    pub fn provider_report(&self) -> &ProviderReport {
+        &self.provider
     }
 
     /// Number of tokens `text` becomes (special tokens included, after truncation).

@@ -32,7 +32,10 @@ use std::path::{Path, PathBuf};
 
 pub use embedder::{EmbedderOptions, MiniLmEmbedder, DEFAULT_MAX_TOKENS};
 pub use error::OnnxError;
-pub use runtime::{init_runtime, runtime, ExecutionProvider, Runtime};
+pub mod providers;
+
+pub use providers::{ExecutionProvider, Placement, ProviderReport, SkippedProvider};
+pub use runtime::{init_runtime, runtime, Runtime};
 
 /// Catalog id of the ONNX Runtime library "model" folder.
 pub const RUNTIME_ID: &str = "onnxruntime";

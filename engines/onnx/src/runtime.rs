@@ -6,6 +6,7 @@ use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
 
+use crate::providers::{Placement, ProviderReport};
 use crate::OnnxError;
 
 /// The ONNX Runtime loaded into this process.
@@ -35,28 +36,6 @@ impl Runtime {
 
     pub(crate) fn environment(&self) -> &Environment {
         &self.environment
-    }
-}
-
-/// The execution provider a session actually runs on (not the one that was asked for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExecutionProvider {
-    /// ONNX Runtime's default CPU provider.
-    Cpu,
-}
-
-impl ExecutionProvider {
-    /// Short lower-case name, as shown in health, metrics and route traces (`"cpu"`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ExecutionProvider::Cpu => "cpu",
-        }
-    }
-}
-
-impl fmt::Display for ExecutionProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -114,30 +93,34 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// A CPU session for the model at `path`: full graph optimisation, `threads` intra-op threads,
-/// one inter-op thread, worker spinning as asked. [`init_runtime`] must have succeeded first.
-pub(crate) fn cpu_session(
+/// A session for the model at `path`: full graph optimisation, `threads` intra-op threads, one
+/// inter-op thread, worker spinning as asked, placed on the first execution provider of
+/// `placement` that works (see [`crate::providers`]). [`init_runtime`] must have succeeded
+/// first.
+pub(crate) fn session(
     path: &Path,
     threads: usize,
     spin: bool,
-) -> Result<ort::session::Session, OnnxError> {
+    placement: &Placement,
+) -> Result<(ort::session::Session, ProviderReport), OnnxError> {
     use ort::session::builder::GraphOptimizationLevel;
     let runtime = runtime().ok_or(OnnxError::RuntimeNotInitialized)?;
-    // Builder errors carry the builder (large, not Send): keep only their message.
     let session_error = |e: &dyn std::fmt::Display| OnnxError::Session {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    ort::session::Session::builder(runtime.environment())
-        .map_err(|e| session_error(&e))?
-        .with_optimization_level(GraphOptimizationLevel::All)
-        .map_err(|e| session_error(&e))?
-        .with_intra_threads(threads)
-        .map_err(|e| session_error(&e))?
-        .with_inter_threads(1)
-        .map_err(|e| session_error(&e))?
-        .with_intra_op_spinning(spin)
-        .map_err(|e| session_error(&e))?
-        .commit_from_file(path)
-        .map_err(|e| session_error(&e))
+    // Builder errors carry the builder (large, not Send): keep only their message.
+    let builder = || -> Result<ort::session::builder::SessionBuilder, OnnxError> {
+        ort::session::Session::builder(runtime.environment())
+            .map_err(|e| session_error(&e))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| session_error(&e))?
+            .with_intra_threads(threads)
+            .map_err(|e| session_error(&e))?
+            .with_inter_threads(1)
+            .map_err(|e| session_error(&e))?
+            .with_intra_op_spinning(spin)
+            .map_err(|e| session_error(&e))
+    };
+    crate::providers::place(path, placement, builder)
 }

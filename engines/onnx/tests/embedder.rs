@@ -7,7 +7,7 @@ mod common;
 use std::sync::OnceLock;
 
 use switchyard_engine_onnx::{
-    init_runtime, EmbedderOptions, ExecutionProvider, MiniLmEmbedder, OnnxError,
+    init_runtime, EmbedderOptions, ExecutionProvider, MiniLmEmbedder, OnnxError, Placement,
 };
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -188,4 +188,49 @@ fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("switchyard-onnx-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn gpu_providers_missing_from_the_library_fall_back_to_the_cpu_with_reasons() {
+    let Some(first) = embedder("gpu_providers_fall_back") else {
+        return;
+    };
+    let paths = common::minilm_paths("gpu_providers_fall_back").unwrap();
+    let options = EmbedderOptions {
+        threads: 1,
+        placement: Placement {
+            providers: vec![
+                ExecutionProvider::TensorRt,
+                ExecutionProvider::Cuda,
+                ExecutionProvider::CoreMl,
+            ],
+            tensorrt_cache: Some(std::env::temp_dir().join("switchyard-trt-cache-test")),
+            ..Placement::default()
+        },
+        ..EmbedderOptions::default()
+    };
+    let placed = MiniLmEmbedder::load_with(&paths.model, &paths.tokenizer, &options).unwrap();
+    let report = placed.provider_report();
+    // The pinned wheel is ONNX Runtime's CPU build: none of the GPU providers is in it.
+    assert_eq!(report.used, ExecutionProvider::Cpu);
+    let skipped: Vec<_> = report.skipped.iter().map(|s| s.provider).collect();
+    assert_eq!(
+        skipped,
+        vec![
+            ExecutionProvider::TensorRt,
+            ExecutionProvider::Cuda,
+            ExecutionProvider::CoreMl
+        ]
+    );
+    for s in &report.skipped {
+        assert!(
+            s.reason.contains("not in this ONNX Runtime build")
+                && s.reason.contains(s.provider.ort_name()),
+            "{s:?}"
+        );
+    }
+    // The fallback session computes the same vectors as the plain CPU one.
+    let a = placed.embed("the provider changed").unwrap();
+    let b = first.embed("the provider changed").unwrap();
+    assert!(cosine(&a, &b) > 0.9999);
 }

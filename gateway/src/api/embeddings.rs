@@ -135,6 +135,7 @@ pub(super) async fn embeddings(
                 ));
             }
         }
+        let engine = embedder.execution_provider().engine_label();
         let (vectors, tokens) = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             crate::services::embeddings::embed_all(&embedder, &inputs)
@@ -145,7 +146,7 @@ pub(super) async fn embeddings(
         state
             .metrics
             .pipeline_step
-            .with_label_values(&["embedding", "onnx/cpu"])
+            .with_label_values(&["embedding", engine])
             .observe(started.elapsed().as_secs_f64());
         let data: Vec<Value> = vectors
             .iter()
@@ -165,7 +166,7 @@ pub(super) async fn embeddings(
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }))
         .into_response();
-        super::add_route_header(&mut response, &decision, "onnx/cpu");
+        super::add_route_header(&mut response, &decision, engine);
         Ok::<_, ApiError>(response)
     }
     .await;

@@ -27,7 +27,6 @@ use super::chat_media::{self, MediaKind, MediaPart};
 use super::wire::{self, parse_json};
 use crate::error::ApiError;
 use crate::pipeline::PipelineTrace;
-use crate::services::speech::TTS_ENGINE;
 use crate::services::vision::OCR_ENGINE;
 use crate::state::AppState;
 use base64::Engine as _;
@@ -578,6 +577,7 @@ async fn speak_answer(
         .map_err(|e| ApiError::from_engine(e, retry_after))?;
     let sentences = switchyard_engine_onnx::piper::sentences(text);
     let format = out.format;
+    let engine = voice.execution_provider().engine_label();
     let started = Instant::now();
     let bytes = tokio::task::spawn_blocking(move || {
         let samples = if sentences.is_empty() {
@@ -590,7 +590,7 @@ async fn speak_answer(
     })
     .await
     .map_err(|e| ApiError::internal(format!("speech task failed: {e}")))??;
-    trace.step("tts", &entry.manifest.id, TTS_ENGINE, started, None);
+    trace.step("tts", &entry.manifest.id, engine, started, None);
     let expires_at = unix_now() + 3600;
     Ok(serde_json::json!({
         "id": format!("audio_{id}"),

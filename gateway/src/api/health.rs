@@ -18,6 +18,9 @@ struct ModelHealth {
     memory_bytes: Option<u64>,
     active: usize,
     queued: usize,
+    /// ONNX Runtime models: the execution provider in use and those passed over, with reasons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution_provider: Option<switchyard_engine_onnx::ProviderReport>,
 }
 
 #[derive(Serialize)]
@@ -76,15 +79,16 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
         .map(|entry| {
             let status = entry.loaded().map(|m| m.status());
             // Non-LLM models (OCR, speech, embeddings) are loaded by the services.
-            if let Some((_, engine)) = services.iter().find(|(id, _)| *id == entry.manifest.id) {
+            if let Some(service) = services.iter().find(|s| s.id == entry.manifest.id) {
                 return ModelHealth {
                     id: entry.manifest.id.clone(),
                     format: entry.manifest.format.clone(),
                     loaded: true,
-                    engine: Some((*engine).to_owned()),
+                    engine: Some(service.engine.to_owned()),
                     memory_bytes: None,
                     active: 0,
                     queued: 0,
+                    execution_provider: service.provider.clone(),
                 };
             }
             ModelHealth {
@@ -95,6 +99,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
                 memory_bytes: status.as_ref().map(|s| s.memory_bytes),
                 active: status.as_ref().map_or(0, |s| s.active),
                 queued: status.as_ref().map_or(0, |s| s.queued),
+                execution_provider: None,
             }
         })
         .collect();

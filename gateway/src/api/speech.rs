@@ -26,7 +26,6 @@ use super::body_bytes;
 use super::wire::parse_json;
 use crate::error::ApiError;
 use crate::pipeline::PipelineTrace;
-use crate::services::speech::TTS_ENGINE;
 use crate::state::AppState;
 
 /// The one voice of the sample model.
@@ -202,6 +201,7 @@ pub(super) async fn speech(
             .await
             .map_err(|e| ApiError::from_engine(e, retry_after))?;
         let content_type = HeaderValue::from_static(speech.format.content_type());
+        let engine = voice.execution_provider().engine_label();
         let started = Instant::now();
         // The step ends when the last sentence is spoken (for pcm, after the response head).
         let record = {
@@ -209,7 +209,7 @@ pub(super) async fn speech(
             let (model, pipeline) = (decision.model.clone(), decision.pipeline.clone());
             move || {
                 let mut trace = PipelineTrace::new(&pipeline);
-                trace.step("tts", &model, TTS_ENGINE, started, None);
+                trace.step("tts", &model, engine, started, None);
                 trace.record(&state.metrics);
             }
         };
@@ -231,7 +231,7 @@ pub(super) async fn speech(
             }
         };
         response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-        super::add_route_header(&mut response, &decision, TTS_ENGINE);
+        super::add_route_header(&mut response, &decision, engine);
         Ok::<_, ApiError>(response)
     }
     .await;

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use switchyard_core::{EngineError, Manifest};
 use switchyard_engine_onnx::{EmbedderOptions, MiniLmEmbedder};
 
+use switchyard_profiles::Task;
+
 use super::{artifact, Services};
 
 /// Tokens per input: all-MiniLM-L6-v2's `max_seq_length` in sentence-transformers, so the
@@ -26,6 +28,7 @@ impl Services {
             max_tokens: MAX_TOKENS,
             // Spinning ONNX Runtime workers would steal cycles from llama.cpp on small boxes.
             spin: false,
+            placement: self.placement(Task::Embedding, manifest),
         };
         self.embedders
             .get(&manifest.id, move || {

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use switchyard_core::{EngineError, Manifest};
+use switchyard_engine_onnx::{Placement, ProviderReport};
+use switchyard_profiles::{DeviceProfile, Task};
 use tokio::sync::OnceCell;
 
 /// The engine (`family/device`) that serves a non-LLM model, from its tasks and format; `None`
@@ -67,6 +69,17 @@ impl<T: Send + Sync + 'static> LoadedOnce<T> {
         Ok(Arc::clone(loaded))
     }
 
+    /// The models loaded so far, by id.
+    pub(crate) fn loaded_models(&self) -> Vec<(String, Arc<T>)> {
+        let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut models: Vec<(String, Arc<T>)> = cells
+            .iter()
+            .filter_map(|(id, c)| c.get().map(|m| (id.clone(), Arc::clone(m))))
+            .collect();
+        models.sort_by(|a, b| a.0.cmp(&b.0));
+        models
+    }
+
     /// Ids of the models loaded so far.
     pub(crate) fn loaded_ids(&self) -> Vec<String> {
         let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
@@ -86,6 +99,9 @@ pub struct Services {
     pub models_dir: PathBuf,
     /// Threads each service's engine may use (the configured engine threads).
     pub threads: usize,
+    /// ONNX Runtime execution providers per task, from the device profile's `[[prefer]]`
+    /// order (`onnx/tensorrt`, `onnx/cuda`, `onnx/cpu`, `onnx/coreml`).
+    pub(crate) placements: HashMap<Task, Placement>,
     pub(crate) embedders: LoadedOnce<switchyard_engine_onnx::MiniLmEmbedder>,
     pub(crate) ocr: LoadedOnce<switchyard_engine_tract::ocr::OcrModel>,
     pub(crate) vad: LoadedOnce<switchyard_engine_tract::vad::VadModel>,
@@ -94,17 +110,38 @@ pub struct Services {
 }
 
 impl Services {
-    /// Services over `models_dir`, each engine with `threads` threads.
+    /// Services over `models_dir`, each engine with `threads` threads, ONNX Runtime sessions
+    /// on the CPU.
     pub fn new(models_dir: PathBuf, threads: usize) -> Self {
         Self {
             models_dir,
             threads: threads.max(1),
+            placements: HashMap::new(),
             embedders: LoadedOnce::new(),
             ocr: LoadedOnce::new(),
             vad: LoadedOnce::new(),
             stt: LoadedOnce::new(),
             tts: LoadedOnce::new(),
         }
+    }
+
+    /// Places ONNX Runtime sessions by `device`'s per-task engine order. An `onnx/<name>`
+    /// that names no provider is an error (profile validation already refuses it).
+    pub fn with_profile(mut self, device: &DeviceProfile) -> anyhow::Result<Self> {
+        for preference in &device.prefer {
+            let placement = Placement::from_engines(preference.engines.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("device profile {}: {e}", device.name))?;
+            self.placements.insert(preference.task, placement);
+        }
+        Ok(self)
+    }
+
+    /// Where the ONNX Runtime session of `manifest` for `task` goes: the profile's providers,
+    /// with TensorRT engines cached in the model's folder (`tensorrt-cache/`).
+    pub(crate) fn placement(&self, task: Task, manifest: &Manifest) -> Placement {
+        let mut placement = self.placements.get(&task).cloned().unwrap_or_default();
+        placement.tensorrt_cache = Some(manifest.dir.join(TENSORRT_CACHE_DIR));
+        placement
     }
 
     /// Initialises ONNX Runtime from the models directory (once per process).
@@ -120,18 +157,52 @@ impl Services {
             })
     }
 
-    /// Ids of the loaded non-LLM models with their engines, for health and metrics.
-    pub fn loaded(&self) -> Vec<(String, &'static str)> {
+    /// The loaded non-LLM models with their engines (`onnx/<provider actually used>` for ONNX
+    /// Runtime models) and, for those, the providers passed over, for health and metrics.
+    pub fn loaded(&self) -> Vec<LoadedService> {
         let mut loaded = Vec::new();
         let mut add = |ids: Vec<String>, engine: &'static str| {
-            loaded.extend(ids.into_iter().map(|id| (id, engine)));
+            loaded.extend(ids.into_iter().map(|id| LoadedService {
+                id,
+                engine,
+                provider: None,
+            }));
         };
-        add(self.embedders.loaded_ids(), "onnx/cpu");
         add(self.ocr.loaded_ids(), vision::OCR_ENGINE);
         add(self.vad.loaded_ids(), speech::VAD_ENGINE);
         add(self.stt.loaded_ids(), speech::STT_ENGINE);
-        add(self.tts.loaded_ids(), speech::TTS_ENGINE);
+        for (id, model) in self.embedders.loaded_models() {
+            loaded.push(LoadedService::onnx(id, model.provider_report()));
+        }
+        for (id, model) in self.tts.loaded_models() {
+            loaded.push(LoadedService::onnx(id, model.provider_report()));
+        }
+        loaded.sort_by(|a, b| a.id.cmp(&b.id));
         loaded
+    }
+}
+
+/// Folder, inside a model's folder, where TensorRT keeps the engines it built for it.
+pub const TENSORRT_CACHE_DIR: &str = "tensorrt-cache";
+
+/// A loaded non-LLM model, as health reports it.
+#[derive(Debug, Clone)]
+pub struct LoadedService {
+    /// Model id.
+    pub id: String,
+    /// `family/device` that serves it.
+    pub engine: &'static str,
+    /// For ONNX Runtime models: the provider in use and the ones passed over.
+    pub provider: Option<ProviderReport>,
+}
+
+impl LoadedService {
+    fn onnx(id: String, report: &ProviderReport) -> Self {
+        LoadedService {
+            id,
+            engine: report.used.engine_label(),
+            provider: Some(report.clone()),
+        }
     }
 }
 

@@ -18,8 +18,6 @@ use super::{artifact, media_error, Services};
 pub const STT_ENGINE: &str = "whisper.cpp/cpu";
 /// The engine VAD runs on.
 pub const VAD_ENGINE: &str = "tract/cpu";
-/// The engine text-to-speech runs on.
-pub const TTS_ENGINE: &str = "onnx/cpu";
 
 /// Audio up to this long goes to Whisper in one piece (its window is 30 s); longer audio is
 /// cut into speech segments first.
@@ -183,10 +181,14 @@ impl Services {
         self.onnx_runtime()?;
         let model = artifact(manifest, "model")?;
         let config = artifact(manifest, "config")?;
-        let threads = self.threads;
+        let options = switchyard_engine_onnx::piper::VoiceOptions {
+            threads: self.threads,
+            placement: self.placement(switchyard_profiles::Task::Tts, manifest),
+            ..Default::default()
+        };
         self.tts
             .get(&manifest.id, move || {
-                switchyard_engine_onnx::piper::PiperVoice::load(&model, &config, threads)
+                switchyard_engine_onnx::piper::PiperVoice::load_with(&model, &config, &options)
                     .map_err(|e| EngineError::Load(e.to_string()))
             })
             .await

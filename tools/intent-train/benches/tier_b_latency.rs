@@ -77,6 +77,7 @@ fn main() {
         threads,
         max_tokens: env_usize("TIER_B_MAX_TOKENS", tier_b.max_tokens()),
         spin: env_usize("TIER_B_SPIN", 1) != 0,
+        ..EmbedderOptions::default()
     };
     let embedder = MiniLmEmbedder::load_with(&paths.model, &paths.tokenizer, &options).unwrap();
     let counter = MiniLmEmbedder::load_with(
@@ -86,6 +87,7 @@ fn main() {
             threads: 1,
             max_tokens: 512,
             spin: false,
+            ..EmbedderOptions::default()
         },
     )
     .unwrap();

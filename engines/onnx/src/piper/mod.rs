@@ -39,7 +39,8 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 use switchyard_core::Tensor;
 
-use crate::runtime::{self, ExecutionProvider};
+use crate::providers::{ExecutionProvider, Placement, ProviderReport};
+use crate::runtime;
 use crate::{OnnxError, RUNTIME_ID, RUNTIME_LIBRARY_FILE};
 use config::VoiceConfig;
 
@@ -106,6 +107,8 @@ pub struct VoiceOptions {
     /// Let idle ONNX Runtime worker threads spin for a while before sleeping. Off by default:
     /// a synthesis is one long run, so spinning saves little and burns CPU afterwards.
     pub spin: bool,
+    /// Execution providers to try, best first (the device profile's order).
+    pub placement: Placement,
 }
 
 impl Default for VoiceOptions {
@@ -113,6 +116,7 @@ impl Default for VoiceOptions {
         VoiceOptions {
             threads: 2,
             spin: false,
+            placement: Placement::default(),
         }
     }
 }
@@ -165,6 +169,7 @@ pub struct PiperVoice {
     output_name: String,
     threads: usize,
     model_path: PathBuf,
+    provider: ProviderReport,
 }
 
 impl std::fmt::Debug for PiperVoice {
@@ -215,7 +220,8 @@ impl PiperVoice {
         runtime::runtime().ok_or(OnnxError::RuntimeNotInitialized)?;
         let config = VoiceConfig::load(config_json)?;
 
-        let session = runtime::cpu_session(onnx, options.threads, options.spin)?;
+        let (session, provider) =
+            runtime::session(onnx, options.threads, options.spin, &options.placement)?;
 
         let signature_error = |message: String| OnnxError::Signature {
             path: onnx.to_path_buf(),
@@ -254,6 +260,7 @@ impl PiperVoice {
             output_name,
             threads: options.threads,
             model_path: onnx.to_path_buf(),
+            provider,
         };
         // Warm-up: initialises espeak-ng with the voice's language and lets ONNX Runtime
         // allocate its buffers now rather than on the first request.
@@ -290,10 +297,14 @@ impl PiperVoice {
         self.config.num_speakers
     }
 
-    /// The execution provider the session runs on. Only ONNX Runtime's CPU provider is ever
-    /// registered by this build, so that is what runs.
+    /// The execution provider the session runs on.
     pub fn execution_provider(&self) -> ExecutionProvider {
-        ExecutionProvider::Cpu
+        self.provider.used
+    }
+
+    /// The provider in use and the ones passed over before it, with reasons.
+    pub fn provider_report(&self) -> &ProviderReport {
+        &self.provider
     }
 
     /// The IPA phonemes of `text` as the voice will speak them, with the clause punctuation

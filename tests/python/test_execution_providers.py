@@ -1,0 +1,104 @@
+"""ONNX Runtime execution providers follow the device profile's order, and the provider actually
+used is what health, metrics and the route trace report.
+
+The pinned onnxruntime wheel is the CPU build, so on these machines a profile that asks for
+TensorRT, CUDA or CoreML first must fall back to the CPU and say why each was passed over,
+rather than claim a GPU it does not use."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import GATEWAY_CONFIG, REPO_ROOT, start_gateway, stop_gateway
+
+GPU_FIRST = {
+    "embedding": ["onnx/tensorrt", "onnx/cuda", "onnx/cpu"],
+    "tts": ["onnx/coreml", "onnx/cpu"],
+}
+
+
+def gpu_first_profile(tmp: Path) -> Path:
+    """The built-in cpu-x86 profile with GPU providers put first for embeddings and speech."""
+    text = (REPO_ROOT / "profiles/devices/cpu-x86.toml").read_text()
+    text = text.replace('name = "cpu-x86"', 'name = "cpu-x86-gpu-first"')
+    # Claim the accelerators, as an operator's profile for a GPU box would.
+    text, n = re.subn(r"accelerators = \[[^\]]*\]", 'accelerators = ["cpu", "cuda", "tensorrt", "coreml"]\n'
+                      'gpu_name = "test GPU"', text)
+    text = text.replace("unified_memory = false", "unified_memory = true")
+    assert n == 1
+    for task, engines in GPU_FIRST.items():
+        block = re.compile(rf'(task = "{task}"\n(?:#[^\n]*\n)*engines = )\[[^\]]*\]')
+        text, n = block.subn(lambda m: m.group(1) + str(engines).replace("'", '"'), text)
+        assert n == 1, f"no [[prefer]] block for {task} in cpu-x86.toml"
+    path = tmp / "gpu-first.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def gpu_first_gateway(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("gpu-first")
+    # `profile` is a top-level key: it must come before the first table.
+    config = f'profile = "{gpu_first_profile(tmp)}"\n' + GATEWAY_CONFIG
+    gw = start_gateway(tmp, config)
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+
+
+def test_profile_order_falls_back_to_the_provider_that_runs(gpu_first_gateway) -> None:
+    base = gpu_first_gateway.base_url.removesuffix("/v1")
+    with httpx.Client(timeout=120) as http:
+        r = http.post(
+            f"{base}/v1/embeddings",
+            json={"model": "all-minilm-l6-v2", "input": "where is the station"},
+        )
+        assert r.status_code == 200, r.text
+        # The route header names the engine that ran, not the one the profile hoped for.
+        assert "onnx/cpu" in r.headers["x-switchyard-route"], r.headers["x-switchyard-route"]
+
+        r = http.post(
+            f"{base}/v1/audio/speech",
+            json={"model": "piper-joe-medium", "input": "Hello there.", "voice": "joe"},
+        )
+        assert r.status_code == 200, r.text
+
+        health = http.get(f"{base}/health").json()
+        models = {m["id"]: m for m in health["models"]}
+        embedder = models["all-minilm-l6-v2"]
+        assert embedder["engine"] == "onnx/cpu"
+        report = embedder["execution_provider"]
+        assert report["used"] == "cpu"
+        assert [s["provider"] for s in report["skipped"]] == ["tensorrt", "cuda"]
+        for skipped in report["skipped"]:
+            assert "not in this ONNX Runtime build" in skipped["reason"], skipped
+        voice = models["piper-joe-medium"]["execution_provider"]
+        assert voice["used"] == "cpu"
+        assert [s["provider"] for s in voice["skipped"]] == ["coreml"]
+
+        metrics = http.get(f"{base}/metrics").text
+        for line in [
+            'switchyard_execution_provider{model="all-minilm-l6-v2",provider="cpu",state="used"} 1',
+            'switchyard_execution_provider{model="all-minilm-l6-v2",provider="tensorrt",state="skipped"} 1',
+            'switchyard_execution_provider{model="all-minilm-l6-v2",provider="cuda",state="skipped"} 1',
+            'switchyard_execution_provider{model="piper-joe-medium",provider="coreml",state="skipped"} 1',
+            'switchyard_model_loaded{engine="onnx/cpu",model="all-minilm-l6-v2"} 1',
+        ]:
+            assert line in metrics, f"missing {line!r}"
+
+
+def test_default_profile_reports_the_cpu_without_fallbacks(gateway) -> None:
+    base = gateway.base_url.removesuffix("/v1")
+    with httpx.Client(timeout=120) as http:
+        r = http.post(
+            f"{base}/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": "hello"}
+        )
+        assert r.status_code == 200, r.text
+        health = http.get(f"{base}/health").json()
+        embedder = next(m for m in health["models"] if m["id"] == "all-minilm-l6-v2")
+        assert embedder["execution_provider"] == {"used": "cpu", "skipped": []}
