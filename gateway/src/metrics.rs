@@ -36,6 +36,9 @@ pub struct Metrics {
     /// a model runs on (`state="used"`) and for each one the profile asked for first that
     /// could not be used (`state="skipped"`; /health says why).
     pub execution_provider: IntGaugeVec,
+    /// `switchyard_image_fetches_total{outcome}`: http(s) image URLs of chat requests,
+    /// `ok` (fetched) or `refused` (not allowed, failed, too large, too slow).
+    pub image_fetches: IntCounterVec,
     /// `switchyard_pipeline_step_duration_seconds{step,engine}`: time of each pipeline step
     /// (ocr, stt, tts, embedding, vad, llm).
     pub pipeline_step: HistogramVec,
@@ -135,11 +138,19 @@ impl Metrics {
             ),
             &["model", "provider", "state"],
         )?;
+        let image_fetches = IntCounterVec::new(
+            Opts::new(
+                "switchyard_image_fetches_total",
+                "http(s) image URLs of chat requests, by outcome (ok, refused)",
+            ),
+            &["outcome"],
+        )?;
         let resident = IntGauge::new(
             "switchyard_process_resident_memory_bytes",
             "Resident memory of the gateway process",
         )?;
         registry.register(Box::new(execution_provider.clone()))?;
+        registry.register(Box::new(image_fetches.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(ttft.clone()))?;
@@ -193,6 +204,7 @@ impl Metrics {
             memory,
             resident,
             execution_provider,
+            image_fetches,
         })
     }
 

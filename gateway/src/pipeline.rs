@@ -87,6 +87,25 @@ impl PipelineTrace {
         });
     }
 
+    /// Records a step that took `ms` (one that ran before the trace existed).
+    pub fn step_ms(
+        &mut self,
+        task: &str,
+        model: &str,
+        engine: &str,
+        ms: f64,
+        output: Option<&str>,
+    ) {
+        self.steps.push(StepTrace {
+            task: task.to_owned(),
+            model: model.to_owned(),
+            engine: engine.to_owned(),
+            ms,
+            input: None,
+            output: output.map(preview),
+        });
+    }
+
     /// Records the LLM step with the prompt it was given.
     pub fn llm_step(&mut self, model: &str, engine: &str, started: Instant, prompt: &str) {
         self.step("llm", model, engine, started, None);

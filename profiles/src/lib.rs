@@ -13,6 +13,7 @@
 
 mod device;
 mod error;
+mod fetch;
 mod load;
 mod policy;
 mod resolve;
@@ -25,6 +26,7 @@ pub use device::{
     Precision, Task, TaskPreference, ThermalLimits, ThermalSensor, ENGINES,
 };
 pub use error::{Diagnostic, ProfileError, ProfileKind};
+pub use fetch::FetchPolicy;
 pub use policy::{
     ClassifierPolicy, HintPolicy, IntentRoute, LearnedPolicy, MemoryPolicy, PolicyProfile,
     ScoringWeights, SecurityLevel, ThermalPolicy, Tier, INTENTS, PIPELINES,

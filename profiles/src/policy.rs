@@ -47,6 +47,9 @@ pub struct PolicyProfile {
     /// `[scoring]`: weights of the hardware stage's route score.
     #[serde(default)]
     pub scoring: ScoringWeights,
+    /// `[fetch]`: whether chat image URLs may be fetched, and from where (off by default).
+    #[serde(default)]
+    pub fetch: crate::fetch::FetchPolicy,
     /// `[tiers.NAME]`: model tiers routes refer to, by name.
     pub tiers: BTreeMap<String, Tier>,
     /// `[[routes]]`: one entry per intent.

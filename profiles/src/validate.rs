@@ -257,6 +257,9 @@ pub(crate) fn policy(p: &PolicyProfile, issues: &mut Issues) {
     if p.default_slo_ms == 0 {
         issues.push("default_slo_ms", "must be greater than 0");
     }
+    for (key, message) in p.fetch.issues() {
+        issues.push(key, message);
+    }
     validate_tiers(p, issues);
     validate_routes(p, issues);
 }

@@ -6,6 +6,8 @@
 //!   (continuous batching, [`worker`]); requests wait in a bounded queue for a free slot.
 //! - Threads, slots, context and batch sizes come from [`EngineConfig`], never guessed.
 
+pub mod embed;
+pub mod inspect;
 mod memory;
 pub mod quantize;
 pub mod sampling;
@@ -34,7 +36,7 @@ use tracing::{info, warn};
 use crate::template::ChatTemplate;
 use crate::worker::{Job, LoopSettings, Shared};
 
-pub use memory::{inspect_gguf, kv_cache_bytes, GgufInfo};
+pub use memory::{estimate_bytes, file_type_name, inspect_gguf, kv_cache_bytes, GgufInfo};
 
 /// The engine name reported in health, metrics and traces.
 pub const ENGINE_NAME: &str = "llama.cpp";

@@ -86,6 +86,51 @@ pub struct GgufInfo {
     pub license: Option<String>,
     /// Tasks served: embeddings-only architectures serve `embedding`, the rest text generation.
     pub tasks: Vec<String>,
+    /// `general.file_type` as a precision name (`q4_1`, `q8_0`, `f16`, ...), when set and known.
+    pub precision: Option<&'static str>,
+}
+
+/// The precision name of a GGUF `general.file_type` (llama.cpp's `llama_ftype`).
+pub fn file_type_name(file_type: u32) -> Option<&'static str> {
+    Some(match file_type {
+        0 => "f32",
+        1 => "f16",
+        2 => "q4_0",
+        3 => "q4_1",
+        7 => "q8_0",
+        8 => "q5_0",
+        9 => "q5_1",
+        10 => "q2_k",
+        11 => "q3_k_s",
+        12 => "q3_k_m",
+        13 => "q3_k_l",
+        14 => "q4_k_s",
+        15 => "q4_k_m",
+        16 => "q5_k_s",
+        17 => "q5_k_m",
+        18 => "q6_k",
+        32 => "bf16",
+        _ => return None,
+    })
+}
+
+/// Weights and KV-cache bytes of the GGUF at `path` served with `slots × context_per_slot`
+/// cells, from its header alone (nothing is loaded).
+pub fn estimate_bytes(
+    path: &Path,
+    slots: u32,
+    context_per_slot: u32,
+) -> Result<(u64, u64), String> {
+    let config = EngineConfig {
+        slots,
+        context_per_slot,
+        ..EngineConfig::default()
+    };
+    let total = estimate_from_file(path, &config).map_err(|e| e.to_string())?;
+    let weights = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    Ok((weights, total.saturating_sub(weights)))
 }
 
 /// Parses a GGUF header; fails with a clear reason when the file is not a usable GGUF.
@@ -118,5 +163,6 @@ pub fn inspect_gguf(path: &Path) -> Result<GgufInfo, String> {
         name: string("general.name"),
         license: string("general.license"),
         tasks,
+        precision: gguf_u32(&gguf, "general.file_type").and_then(file_type_name),
     })
 }

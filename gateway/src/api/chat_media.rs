@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use switchyard_core::ChatMessage;
 
+use super::remote_image::RemoteImages;
 use super::route_request::{data_uri_bytes, decode_base64};
 use super::wire::ContentPart;
 use crate::error::ApiError;
@@ -29,6 +30,8 @@ pub struct MediaPart {
     pub data: Arc<[u8]>,
     /// The request field, for errors (`messages[0].content[1]`).
     pub param: String,
+    /// For an image fetched from an http(s) URL: the URL and the fetch time (ms).
+    pub fetched: Option<(String, f64)>,
 }
 
 /// The marker left in a message where media part `index` stood.
@@ -37,8 +40,13 @@ pub fn placeholder(index: usize) -> String {
 }
 
 impl MediaPart {
-    /// Reads an `image_url` or `input_audio` content part.
-    pub fn from_wire(part: &ContentPart, param: &str) -> Result<MediaPart, ApiError> {
+    /// Reads an `image_url` or `input_audio` content part; `remote` holds the images fetched
+    /// for http(s) URLs.
+    pub fn from_wire(
+        part: &ContentPart,
+        param: &str,
+        remote: &RemoteImages,
+    ) -> Result<MediaPart, ApiError> {
         match part.kind.as_str() {
             "image_url" => {
                 let url = part
@@ -54,8 +62,9 @@ impl MediaPart {
                     })?;
                 Ok(MediaPart {
                     kind: MediaKind::Image,
-                    data: data_uri_bytes(url, param)?,
+                    data: data_uri_bytes(url, param, remote)?,
                     param: format!("{param}.image_url.url"),
+                    fetched: remote.get(url).map(|f| (url.to_owned(), f.ms)),
                 })
             }
             _ => {
@@ -75,6 +84,7 @@ impl MediaPart {
                     kind: MediaKind::Audio,
                     data: decode_base64(data, &param)?,
                     param,
+                    fetched: None,
                 })
             }
         }

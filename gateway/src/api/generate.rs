@@ -120,27 +120,45 @@ pub(super) async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let prepared = (|| {
+    let fetched = async {
         let body = body_bytes(body, state.config.limits.max_body_bytes)?;
+        let value: serde_json::Value = parse_json(&body)?;
+        let remote = super::remote_image::fetch_all(&state, &value).await?;
+        Ok::<_, ApiError>((body, value, remote))
+    }
+    .await;
+    let (body, value, remote) = match fetched {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let prepared = (|| {
         let req: wire::ChatCompletionRequest = parse_json(&body)?;
         let sampling: wire::SamplingFields = parse_json(&body)?;
         let mut media = Vec::new();
-        let messages = req.chat_messages(&mut media)?;
-        Ok::<_, ApiError>((
-            Prepared {
-                prompt: Prompt::Chat(messages),
-                sampling: sampling.to_params(&state.config.limits)?,
-                stream: sampling.streaming(),
-                include_usage: sampling.include_usage(),
-                shape: Shape::Chat,
-                media,
-                audio_out: audio_out(&req, sampling.streaming())?,
-            },
-            body,
-        ))
+        let messages = req.chat_messages(&mut media, &remote)?;
+        Ok::<_, ApiError>(Prepared {
+            prompt: Prompt::Chat(messages),
+            sampling: sampling.to_params(&state.config.limits)?,
+            stream: sampling.streaming(),
+            include_usage: sampling.include_usage(),
+            shape: Shape::Chat,
+            media,
+            audio_out: audio_out(&req, sampling.streaming())?,
+        })
     })();
-    match prepared {
-        Ok((p, body)) => route_and_run(state, Endpoint::ChatCompletions, &body, &headers, p).await,
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if state.is_draining() {
+        return ApiError::unavailable("the server is shutting down; retry on another instance")
+            .into_response();
+    }
+    let routed =
+        super::route::route_value(&state, Endpoint::ChatCompletions, &value, &headers, &remote)
+            .await;
+    match routed {
+        Ok(decision) => run(state, prepared, decision).await,
         Err(e) => e.into_response(),
     }
 }
@@ -500,6 +518,9 @@ async fn resolve_media(
     for (index, part) in media.iter().enumerate() {
         match part.kind {
             MediaKind::Image => {
+                if let Some((url, ms)) = &part.fetched {
+                    trace.step_ms("fetch", url, "http", *ms, None);
+                }
                 let model_id = step_model("ocr")?;
                 let entry = super::model_entry(state, &model_id)?;
                 let model = state

@@ -6,6 +6,7 @@ mod embeddings;
 mod generate;
 mod health;
 mod ocr;
+pub mod remote_image;
 mod route;
 pub mod route_request;
 mod speech;

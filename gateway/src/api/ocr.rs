@@ -38,6 +38,7 @@ pub(super) async fn ocr(
             &value,
             &headers,
             super::route::hint_sources(&state),
+            &super::remote_image::RemoteImages::none(),
         )?;
         let image = request
             .parts

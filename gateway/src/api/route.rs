@@ -15,6 +15,7 @@ use switchyard_router::{BoxView, Endpoint, RouteDecision, RouteError, RouteReque
 use switchyard_telemetry::Snapshot;
 
 use super::body_bytes;
+use super::remote_image::RemoteImages;
 use super::route_request::{self, HintSources};
 use super::wire::parse_json;
 use crate::error::ApiError;
@@ -95,7 +96,19 @@ pub(crate) async fn route_body(
     headers: &HeaderMap,
 ) -> Result<RouteDecision, ApiError> {
     let value: Value = parse_json(body)?;
-    let request = route_request::from_json(endpoint, &value, headers, hint_sources(state))?;
+    route_value(state, endpoint, &value, headers, &RemoteImages::none()).await
+}
+
+/// Routes a generating request whose parsed JSON body is `value`, with the images fetched
+/// for its http(s) image URLs.
+pub(crate) async fn route_value(
+    state: &Arc<AppState>,
+    endpoint: Endpoint,
+    value: &Value,
+    headers: &HeaderMap,
+    remote: &RemoteImages,
+) -> Result<RouteDecision, ApiError> {
+    let request = route_request::from_json(endpoint, value, headers, hint_sources(state), remote)?;
     decide(state, request, false).await
 }
 
@@ -123,8 +136,14 @@ pub(super) async fn route(
                 Some("endpoint"),
             )
         })?;
-        let request =
-            route_request::from_json(endpoint, &query.body, &headers, hint_sources(&state))?;
+        // A dry run fetches nothing: http(s) image URLs are refused with the reason.
+        let request = route_request::from_json(
+            endpoint,
+            &query.body,
+            &headers,
+            hint_sources(&state),
+            &RemoteImages::none(),
+        )?;
         decide(&state, request, true).await
     }
     .await;

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use switchyard_router::{Claimed, Endpoint, Hints, Part, RouteRequest};
 
+use super::remote_image::RemoteImages;
 use crate::error::ApiError;
 
 /// Header names carrying routing hints.
@@ -48,8 +49,8 @@ pub(crate) fn decode_base64(data: &str, param: &str) -> Result<Arc<[u8]>, ApiErr
         .map_err(|e| bad(format!("{param} is not valid base64: {e}"), param))
 }
 
-/// An `image_url` part: only `data:` URIs are read (fetching URLs is off).
-fn image_part(part: &Value, param: &str) -> Result<Part, ApiError> {
+/// An `image_url` part: a `data:` URI, or an http(s) URL fetched before routing.
+fn image_part(part: &Value, param: &str, remote: &RemoteImages) -> Result<Part, ApiError> {
     let url = part
         .get("image_url")
         .and_then(|u| u.get("url").or(Some(u)))
@@ -62,17 +63,24 @@ fn image_part(part: &Value, param: &str) -> Result<Part, ApiError> {
         })?;
     Ok(Part::Bytes {
         claimed: Claimed::Image,
-        data: data_uri_bytes(url, param)?,
+        data: data_uri_bytes(url, param, remote)?,
         field: param.to_owned(),
     })
 }
 
 /// The bytes of an `image_url` part's `data:` URI (`param` names the part). Fetching http(s)
 /// URLs is off.
-pub(crate) fn data_uri_bytes(url: &str, param: &str) -> Result<Arc<[u8]>, ApiError> {
+pub(crate) fn data_uri_bytes(
+    url: &str,
+    param: &str,
+    remote: &RemoteImages,
+) -> Result<Arc<[u8]>, ApiError> {
     let Some(rest) = url.strip_prefix("data:") else {
+        if let Some(fetched) = remote.get(url) {
+            return Ok(Arc::clone(&fetched.data));
+        }
         return Err(bad(
-            format!("{param}: fetching image URLs is off on this gateway; send the image as a data: URI"),
+            format!("{param}: {}", remote.missing(url)),
             &format!("{param}.image_url.url"),
         ));
     };
@@ -103,7 +111,7 @@ fn audio_part(part: &Value, param: &str) -> Result<Part, ApiError> {
     })
 }
 
-fn chat_parts(body: &Value) -> Result<Vec<Part>, ApiError> {
+fn chat_parts(body: &Value, remote: &RemoteImages) -> Result<Vec<Part>, ApiError> {
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
@@ -122,7 +130,7 @@ fn chat_parts(body: &Value) -> Result<Vec<Part>, ApiError> {
                                 || bad(format!("{param} is a text part without 'text'"), &param),
                             )?))
                         }
-                        Some("image_url") => parts.push(image_part(item, &param)?),
+                        Some("image_url") => parts.push(image_part(item, &param, remote)?),
                         Some("input_audio") => parts.push(audio_part(item, &param)?),
                         other => {
                             return Err(bad(
@@ -225,12 +233,14 @@ pub(crate) fn hints(body: &Value, headers: &HeaderMap, sources: HintSources) -> 
     hints
 }
 
-/// Builds the router's view of a request to `endpoint` with JSON `body`.
+/// Builds the router's view of a request to `endpoint` with JSON `body`; `remote` holds the
+/// images fetched for its http(s) image URLs.
 pub fn from_json(
     endpoint: Endpoint,
     body: &Value,
     headers: &HeaderMap,
     sources: HintSources,
+    remote: &RemoteImages,
 ) -> Result<RouteRequest, ApiError> {
     if !body.is_object() {
         return Err(bad("the request body must be a JSON object".into(), "body"));
@@ -241,7 +251,7 @@ pub fn from_json(
         Some(_) => return Err(bad("'model' must be a string".into(), "model")),
     };
     let parts = match endpoint {
-        Endpoint::ChatCompletions => chat_parts(body)?,
+        Endpoint::ChatCompletions => chat_parts(body, remote)?,
         Endpoint::Completions => strings(body.get("prompt"), "prompt")?,
         Endpoint::Embeddings => strings(body.get("input"), "input")?,
         Endpoint::AudioSpeech => strings(body.get("input"), "input")?,

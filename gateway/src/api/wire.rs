@@ -287,6 +287,7 @@ impl ChatCompletionRequest {
     pub fn chat_messages(
         &self,
         media: &mut Vec<super::chat_media::MediaPart>,
+        remote: &super::remote_image::RemoteImages,
     ) -> Result<Vec<ChatMessage>, ApiError> {
         if self.messages.is_empty() {
             return Err(ApiError::bad_request(
@@ -337,7 +338,7 @@ impl ChatCompletionRequest {
                                 }
                                 ("image_url" | "input_audio", _) => {
                                     let param = format!("messages[{i}].content[{j}]");
-                                    let part = super::chat_media::MediaPart::from_wire(part, &param)?;
+                                    let part = super::chat_media::MediaPart::from_wire(part, &param, remote)?;
                                     if !text.is_empty() {
                                         text.push('\n');
                                     }
