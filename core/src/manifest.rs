@@ -295,3 +295,119 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-manifest-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn manifest(dir: &Path, artifacts: Vec<Artifact>) -> Manifest {
+        Manifest {
+            schema: Manifest::SCHEMA,
+            id: "m".into(),
+            tasks: vec!["chat".into()],
+            format: "gguf".into(),
+            artifacts,
+            source: Source {
+                kind: "local".into(),
+                packages: Vec::new(),
+                original_path: None,
+            },
+            license: None,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn verify_catches_changed_bytes_and_sizes() {
+        let dir = scratch("verify");
+        std::fs::write(dir.join("w.bin"), b"weights").unwrap();
+        let artifact = Artifact {
+            role: "model".into(),
+            path: "w.bin".into(),
+            size: 7,
+            sha256: sha256_file(&dir.join("w.bin")).unwrap(),
+            ..Artifact::default()
+        };
+        let m = manifest(&dir, vec![artifact]);
+        m.verify(true).unwrap();
+        std::fs::write(dir.join("w.bin"), b"weightz").unwrap();
+        m.verify(false).unwrap(); // same size: only the deep check sees it
+        let err = m.verify(true).unwrap_err();
+        assert!(err.contains("w.bin") && err.contains("sha256"), "{err}");
+        std::fs::write(dir.join("w.bin"), b"short").unwrap();
+        assert!(m.verify(false).unwrap_err().contains("size 5"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn folder_artifacts_are_checked_by_digest() {
+        let dir = scratch("folder");
+        std::fs::create_dir_all(dir.join("mlx/sub")).unwrap();
+        std::fs::write(dir.join("mlx/config.json"), b"{}").unwrap();
+        std::fs::write(dir.join("mlx/sub/w.safetensors"), b"abc").unwrap();
+        let (size, sha256) = folder_digest(&dir.join("mlx")).unwrap();
+        assert_eq!(size, 5);
+        let m = manifest(
+            &dir,
+            vec![Artifact {
+                role: "mlx.4bit".into(),
+                path: "mlx".into(),
+                size,
+                sha256,
+                format: Some("mlx".into()),
+                ..Artifact::default()
+            }],
+        );
+        m.verify(true).unwrap();
+        std::fs::write(dir.join("mlx/sub/w.safetensors"), b"abd").unwrap();
+        assert!(m.verify(true).unwrap_err().contains("sha256"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn save_is_atomic_and_round_trips_schema_2_fields() {
+        let dir = scratch("save");
+        let mut m = manifest(&dir, Vec::new());
+        m.set_artifact(Artifact {
+            role: "gguf.q8_0".into(),
+            path: "m.q8_0.gguf".into(),
+            size: 1,
+            sha256: "00".into(),
+            format: Some("gguf".into()),
+            precision: Some("q8_0".into()),
+            engines: vec!["llama.cpp/cpu".into()],
+            source_sha256: Some("11".into()),
+            converter: Some("switchyard-convert 0.1.0".into()),
+            settings: Some(serde_json::json!({"type": "q8_0"})),
+        });
+        m.save(&dir).unwrap();
+        let back = Manifest::load(&dir).unwrap();
+        assert_eq!(back.artifacts, m.artifacts);
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != MANIFEST_FILE)
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_clearly() {
+        let dir = scratch("schema");
+        let mut m = manifest(&dir, Vec::new());
+        m.schema = Manifest::SCHEMA + 1;
+        m.save(&dir).unwrap();
+        let err = Manifest::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("schema 3") && err.contains("upgrade"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -208,6 +208,15 @@ impl AppState {
                         let _entered = span.enter();
                         let engine = switchyard_engines::engine_for(&manifest)
                             .map_err(EngineError::Unavailable)?;
+                        // A file that changed since it was recorded is never loaded.
+                        if let Some(primary) = manifest.primary() {
+                            switchyard_core::manifest::verify_artifact(
+                                &manifest.resolve(primary),
+                                primary,
+                                true,
+                            )
+                            .map_err(EngineError::Load)?;
+                        }
                         let started = std::time::Instant::now();
                         let model = engine.load(&manifest, &engine_config)?;
                         info!(

@@ -23,6 +23,7 @@ impl Services {
         self.onnx_runtime()?;
         let model = artifact(manifest, "model")?;
         let tokenizer = artifact(manifest, "tokenizer")?;
+        let checked = manifest.clone();
         let options = EmbedderOptions {
             threads: self.threads,
             max_tokens: MAX_TOKENS,
@@ -32,6 +33,7 @@ impl Services {
         };
         self.embedders
             .get(&manifest.id, move || {
+                super::verify_roles(&checked, &["model", "tokenizer"])?;
                 MiniLmEmbedder::load_with(&model, &tokenizer, &options)
                     .map_err(|e| EngineError::Load(e.to_string()))
             })

@@ -208,18 +208,27 @@ impl LoadedService {
 
 /// The path of the artifact with `role` in `manifest`, or a clear load error.
 pub(crate) fn artifact(manifest: &Manifest, role: &str) -> Result<PathBuf, EngineError> {
-    manifest
-        .artifacts
-        .iter()
-        .find(|a| a.role == role)
-        .map(|a| manifest.resolve(a))
-        .ok_or_else(|| {
-            EngineError::Load(format!(
-                "model '{}' has no '{role}' artifact in {}",
-                manifest.id,
-                manifest.dir.display()
-            ))
-        })
+    let artifact = manifest.artifact(role).ok_or_else(|| {
+        EngineError::Load(format!(
+            "model '{}' has no '{role}' artifact in {}",
+            manifest.id,
+            manifest.dir.display()
+        ))
+    })?;
+    Ok(manifest.resolve(artifact))
+}
+
+/// Checks the files of `roles` against their recorded size and sha256 before a model is
+/// loaded: one that changed since it was recorded (corrupt, truncated, replaced) is refused
+/// with the reason, never loaded. Runs once per model, in its loader.
+pub(crate) fn verify_roles(manifest: &Manifest, roles: &[&str]) -> Result<(), EngineError> {
+    for role in roles {
+        if let Some(artifact) = manifest.artifact(role) {
+            switchyard_core::manifest::verify_artifact(&manifest.resolve(artifact), artifact, true)
+                .map_err(EngineError::Load)?;
+        }
+    }
+    Ok(())
 }
 
 /// A media decoding error as the engine error the API turns into a status: the caller's

@@ -62,8 +62,10 @@ impl Services {
             ))
         })?;
         let threads = self.threads as u32;
+        let checked = manifest.clone();
         self.stt
             .get(&manifest.id, move || {
+                super::verify_roles(&checked, &[GGML_ROLE])?;
                 let mut config = WhisperConfig::new(model);
                 config.threads = threads;
                 WhisperHost::start(config).map_err(|e| EngineError::Unavailable(e.to_string()))
@@ -74,8 +76,10 @@ impl Services {
     /// The VAD model for `manifest`, loaded on first use.
     pub async fn vad(&self, manifest: &Manifest) -> Result<Arc<VadModel>, EngineError> {
         let path = artifact(manifest, "model")?;
+        let checked = manifest.clone();
         self.vad
             .get(&manifest.id, move || {
+                super::verify_roles(&checked, &["model"])?;
                 VadModel::load(&path).map_err(|e| EngineError::Load(e.to_string()))
             })
             .await
@@ -186,8 +190,10 @@ impl Services {
             placement: self.placement(switchyard_profiles::Task::Tts, manifest),
             ..Default::default()
         };
+        let checked = manifest.clone();
         self.tts
             .get(&manifest.id, move || {
+                super::verify_roles(&checked, &["model", "config"])?;
                 switchyard_engine_onnx::piper::PiperVoice::load_with(&model, &config, &options)
                     .map_err(|e| EngineError::Load(e.to_string()))
             })

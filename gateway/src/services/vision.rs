@@ -16,8 +16,10 @@ impl Services {
     pub async fn ocr(&self, manifest: &Manifest) -> Result<Arc<OcrModel>, EngineError> {
         let det = artifact(manifest, "detector")?;
         let rec = artifact(manifest, "recognizer")?;
+        let checked = manifest.clone();
         self.ocr
             .get(&manifest.id, move || {
+                super::verify_roles(&checked, &["detector", "recognizer"])?;
                 OcrModel::load(&det, &rec).map_err(|e| EngineError::Load(e.to_string()))
             })
             .await
