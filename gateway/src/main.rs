@@ -33,6 +33,10 @@ enum Command {
     /// Device and policy profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Load every ONNX Runtime model on the providers the profile asks for, once, before
+    /// serving: TensorRT builds its engines into each model's `tensorrt-cache/` (they are
+    /// specific to this GPU and TensorRT version), and every fallback is reported with why.
+    Warmup(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -173,6 +177,74 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+fn warmup(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(profile) = args.profile {
+        config.profile = profile;
+    }
+    let (profile, _) = config
+        .resolve_profile()
+        .with_context(|| format!("profile {}", config.profile))?;
+    let models_dir = config.models_dir(args.models_dir.as_deref());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let feed = start_telemetry(&config)?;
+        let state = AppState::from_models_dir(config.clone(), &models_dir, feed)?;
+        say(&format!(
+            "warming up for device profile {} (models in {})",
+            profile.device.name,
+            models_dir.display()
+        ));
+        let mut failures = 0;
+        for entry in state.models.values() {
+            let manifest = &entry.manifest;
+            let has = |t: &str| manifest.tasks.iter().any(|x| x == t);
+            if manifest.format != "onnx" || !(has("embedding") || has("tts")) {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let report = if has("embedding") {
+                state
+                    .services
+                    .embedder(manifest)
+                    .await
+                    .map(|m| m.provider_report().clone())
+            } else {
+                state
+                    .services
+                    .tts(manifest)
+                    .await
+                    .map(|m| m.provider_report().clone())
+            };
+            match report {
+                Ok(report) => {
+                    say(&format!(
+                        "{}: ready on onnx/{} in {:.1} s",
+                        manifest.id,
+                        report.used,
+                        started.elapsed().as_secs_f64()
+                    ));
+                    for skipped in &report.skipped {
+                        say(&format!(
+                            "  {} is not available here: {}; the profile's next choice is used",
+                            skipped.provider, skipped.reason
+                        ));
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    say(&format!("{}: failed to load: {e}", manifest.id));
+                }
+            }
+        }
+        anyhow::ensure!(failures == 0, "{failures} model(s) failed to load");
+        Ok(())
+    })
+}
+
 /// Starts the background sampler: live collectors, or the configured replay trace.
 fn start_telemetry(config: &Config) -> anyhow::Result<TelemetryFeed> {
     let period = std::time::Duration::from_millis(config.telemetry.period_ms);
@@ -298,6 +370,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Warmup(args) => warmup(args),
         Command::Models(command) => models_command(command),
         Command::Profile(command) => profile_command(command),
         Command::Config(ConfigCommand::Check { file }) => Config::load(&file)

@@ -102,3 +102,24 @@ def test_default_profile_reports_the_cpu_without_fallbacks(gateway) -> None:
         health = http.get(f"{base}/health").json()
         embedder = next(m for m in health["models"] if m["id"] == "all-minilm-l6-v2")
         assert embedder["execution_provider"] == {"used": "cpu", "skipped": []}
+
+
+def test_warmup_says_which_provider_runs_and_why(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import _binary
+
+    config = tmp_path / "switchyard.toml"
+    config.write_text(f'profile = "{gpu_first_profile(tmp_path)}"\n' + GATEWAY_CONFIG)
+    r = subprocess.run(
+        [str(_binary()), "warmup", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "SWITCHYARD_LOG": "warn"},
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "all-minilm-l6-v2: ready on onnx/cpu" in out, out
+    assert "tensorrt is not available here" in out and "TensorrtExecutionProvider" in out, out
+    assert "piper-joe-medium: ready on onnx/cpu" in out and "coreml is not available here" in out, out
