@@ -253,6 +253,29 @@ pub enum Precision {
     Mlx8Bit,
 }
 
+impl Precision {
+    /// The name as profiles write it (`q4_k_m`, `fp16`, `mlx-4bit`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Int8 => "int8",
+            Precision::Int4 => "int4",
+            Precision::Fp16 => "fp16",
+            Precision::Bf16 => "bf16",
+            Precision::Fp32 => "fp32",
+            Precision::Q4_0 => "q4_0",
+            Precision::Q4_1 => "q4_1",
+            Precision::Q4KM => "q4_k_m",
+            Precision::Q5_0 => "q5_0",
+            Precision::Q5_1 => "q5_1",
+            Precision::Q5KM => "q5_k_m",
+            Precision::Q6K => "q6_k",
+            Precision::Q8_0 => "q8_0",
+            Precision::Mlx4Bit => "mlx-4bit",
+            Precision::Mlx8Bit => "mlx-8bit",
+        }
+    }
+}
+
 /// Engines a profile may name, and the accelerator each needs.
 pub const ENGINES: [(&str, Accelerator); 14] = [
     ("llama.cpp/cpu", Accelerator::Cpu),
