@@ -268,6 +268,38 @@ def test_chat_with_audio_answer(client: openai.OpenAI) -> None:
         assert w.getnframes() > 0 and w.getframerate() == 22050
 
 
+def test_chat_with_streamed_audio_answer(client: openai.OpenAI) -> None:
+    """stream: true with modalities audio: text deltas as usual, and each sentence spoken as
+    soon as it is written, in `delta.audio` chunks of 24 kHz pcm16 with its transcript."""
+    stream = client.chat.completions.create(
+        model="auto",
+        max_tokens=48,
+        temperature=0,
+        stream=True,
+        modalities=["text", "audio"],
+        audio={"voice": "alloy", "format": "pcm16"},
+        messages=[{"role": "user", "content": "Tell me two short facts about the sea."}],
+    )
+    text, transcript, pcm, audio_chunks, finish = "", "", b"", 0, None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        text += delta.content or ""
+        audio = getattr(delta, "audio", None) or (delta.model_extra or {}).get("audio")
+        if audio:
+            audio_chunks += 1
+            assert audio["id"].startswith("audio_")
+            transcript += audio["transcript"]
+            pcm += base64.b64decode(audio["data"])
+        finish = chunk.choices[0].finish_reason or finish
+    assert finish in ("stop", "length")
+    assert text.strip() and audio_chunks >= 1
+    # Every word written was spoken, in order.
+    assert words(transcript) == words(text), (transcript, text)
+    assert len(pcm) % 2 == 0 and len(pcm) / 2 / 24000 > 0.2 * len(words(text))
+
+
 # --- bad media ------------------------------------------------------------------------------
 
 
@@ -396,7 +428,7 @@ SAY_HELLO = [{"role": "user", "content": "Say hello."}]
         ({"modalities": ["text", "audio"]}, "audio"),
         ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "mp3"}}, "audio.format"),
         ({"modalities": ["text", "audio"], "audio": {"voice": "nobody", "format": "wav"}}, "audio.voice"),
-        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}, "stream": True}, "stream"),
+        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}, "stream": True}, "audio.format"),
     ],
 )
 def test_bad_audio_output_requests(gateway, extra: dict, param: str) -> None:

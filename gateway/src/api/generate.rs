@@ -106,10 +106,11 @@ fn audio_out(
             ))
         }
     };
-    if stream {
+    if stream && format != switchyard_media::AudioFormat::Pcm {
         return Err(ApiError::bad_request(
-            "spoken answers are not streamed yet; send stream: false with modalities audio",
-            Some("stream"),
+            "streamed spoken answers are pcm16 (24 kHz s16le, sentence by sentence); set \
+             audio.format to pcm16 or send stream: false",
+            Some("audio.format"),
         ));
     }
     Ok(Some(AudioOut { format }))
@@ -322,7 +323,15 @@ async fn run(state: Arc<AppState>, prepared: Prepared, decision: RouteDecision) 
         };
         let pre_steps = ctx.trace.as_ref().map(PipelineTrace::header);
         let mut response = if prepared.stream {
-            Sse::new(stream_events(ctx, generation)).into_response()
+            // A spoken answer streams with the voice loaded before the first chunk.
+            let speaker = match &ctx.audio_out {
+                Some(_) => match tts_voice(&ctx.state).await {
+                    Ok((_, voice)) => Some(voice),
+                    Err(e) => return e.into_response(),
+                },
+                None => None,
+            };
+            Sse::new(stream_events(ctx, generation, speaker)).into_response()
         } else {
             collect(ctx, generation).await
         };
@@ -574,14 +583,10 @@ async fn resolve_media(
 }
 
 /// Speaks the answer for `modalities: ["text", "audio"]`: OpenAI's `message.audio`.
-async fn speak_answer(
+/// The installed text-to-speech voice (model id, loaded voice).
+async fn tts_voice(
     state: &Arc<AppState>,
-    text: &str,
-    out: &AudioOut,
-    trace: &mut PipelineTrace,
-    id: &str,
-) -> Result<serde_json::Value, ApiError> {
-    let retry_after = state.config.limits.retry_after_seconds;
+) -> Result<(String, Arc<switchyard_engine_onnx::piper::PiperVoice>), ApiError> {
     let entry = state
         .models
         .values()
@@ -595,7 +600,60 @@ async fn speak_answer(
         .services
         .tts(&entry.manifest)
         .await
-        .map_err(|e| ApiError::from_engine(e, retry_after))?;
+        .map_err(|e| ApiError::from_engine(e, state.config.limits.retry_after_seconds))?;
+    Ok((entry.manifest.id.clone(), voice))
+}
+
+/// Where the complete sentences of `text` end: the byte after the last `.`, `!`, `?` or
+/// newline that is followed by whitespace (the rest may still grow).
+fn complete_sentences_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(1))
+        .rev()
+        .find(|&i| {
+            matches!(bytes[i], b'.' | b'!' | b'?' | b'\n') && bytes[i + 1].is_ascii_whitespace()
+        })
+        .map(|i| i + 1)
+}
+
+/// Speaks `text` as 24 kHz pcm16 and wraps it as a stream chunk's `delta.audio`.
+async fn spoken_chunk(
+    voice: &Arc<switchyard_engine_onnx::piper::PiperVoice>,
+    text: String,
+    id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let voice = Arc::clone(voice);
+    let sentences = switchyard_engine_onnx::piper::sentences(&text);
+    let pcm = tokio::task::spawn_blocking(move || {
+        let samples = if sentences.is_empty() {
+            Vec::new()
+        } else {
+            super::speech::speak_all(&voice, &sentences, 1.0)?
+        };
+        switchyard_media::audio::encode(
+            &samples,
+            voice.sample_rate(),
+            switchyard_media::AudioFormat::Pcm,
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("speech task failed: {e}")))??;
+    Ok(serde_json::json!({
+        "id": format!("audio_{id}"),
+        "data": base64::engine::general_purpose::STANDARD.encode(pcm),
+        "transcript": text,
+    }))
+}
+
+async fn speak_answer(
+    state: &Arc<AppState>,
+    text: &str,
+    out: &AudioOut,
+    trace: &mut PipelineTrace,
+    id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let (voice_id, voice) = tts_voice(state).await?;
     let sentences = switchyard_engine_onnx::piper::sentences(text);
     let format = out.format;
     let engine = voice.execution_provider().engine_label();
@@ -611,7 +669,7 @@ async fn speak_answer(
     })
     .await
     .map_err(|e| ApiError::internal(format!("speech task failed: {e}")))??;
-    trace.step("tts", &entry.manifest.id, engine, started, None);
+    trace.step("tts", &voice_id, engine, started, None);
     let expires_at = unix_now() + 3600;
     Ok(serde_json::json!({
         "id": format!("audio_{id}"),
@@ -629,6 +687,20 @@ fn finish_str(reason: FinishReason) -> &'static str {
 }
 
 impl Context {
+    /// A chat chunk whose delta carries spoken audio (`{id, data, transcript}`, data as
+    /// base64 24 kHz pcm16), as OpenAI's audio chat streams do.
+    fn audio_chunk(&self, audio: serde_json::Value) -> Event {
+        let json = serde_json::json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.fingerprint,
+            "choices": [{"index": 0, "delta": {"audio": audio}, "logprobs": null, "finish_reason": null}],
+        });
+        Event::default().data(json.to_string())
+    }
+
     /// One SSE chunk: a text delta, a finish reason, or (choice-less) usage.
     fn chunk(
         &self,
@@ -693,9 +765,15 @@ impl Context {
 fn stream_events(
     ctx: Context,
     mut generation: Generation,
+    speaker: Option<Arc<switchyard_engine_onnx::piper::PiperVoice>>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         let mut meter = Meter::new(&ctx);
+        // Spoken answers: text not yet spoken; each complete sentence is synthesised as soon
+        // as the model has written it and sent as a `delta.audio` chunk.
+        let mut unspoken = String::new();
+        let tts_started = Instant::now();
+        let mut spoken_ms = 0.0;
         // Chat streams open with the assistant role; completions with the echoed prompt.
         match &ctx.shape {
             Shape::Chat => yield Ok(ctx.chunk(Some(String::new()), true, None, None)),
@@ -706,9 +784,47 @@ fn stream_events(
             match generation.events.recv().await {
                 Some(GenerationEvent::Token { text }) => {
                     meter.token();
-                    yield Ok(ctx.chunk(Some(text), false, None, None));
+                    if let Some(voice) = &speaker {
+                        unspoken.push_str(&text);
+                        yield Ok(ctx.chunk(Some(text), false, None, None));
+                        if let Some(end) = complete_sentences_end(&unspoken) {
+                            let rest = unspoken.split_off(end);
+                            let sentence = std::mem::replace(&mut unspoken, rest);
+                            let started = Instant::now();
+                            match spoken_chunk(voice, sentence, &ctx.id).await {
+                                Ok(audio) => yield Ok(ctx.audio_chunk(audio)),
+                                Err(e) => {
+                                    yield Ok(Event::default().data(e.body_json()));
+                                    break;
+                                }
+                            }
+                            spoken_ms += started.elapsed().as_secs_f64() * 1000.0;
+                        }
+                    } else {
+                        yield Ok(ctx.chunk(Some(text), false, None, None));
+                    }
                 }
                 Some(GenerationEvent::Finished { reason, usage }) => {
+                    if let Some(voice) = &speaker {
+                        let rest = std::mem::take(&mut unspoken);
+                        if !rest.trim().is_empty() {
+                            let started = Instant::now();
+                            match spoken_chunk(voice, rest, &ctx.id).await {
+                                Ok(audio) => yield Ok(ctx.audio_chunk(audio)),
+                                Err(e) => {
+                                    yield Ok(Event::default().data(e.body_json()));
+                                    break;
+                                }
+                            }
+                            spoken_ms += started.elapsed().as_secs_f64() * 1000.0;
+                        }
+                        ctx.state
+                            .metrics
+                            .pipeline_step
+                            .with_label_values(&["tts", voice.execution_provider().engine_label()])
+                            .observe(spoken_ms / 1000.0);
+                        tracing::debug!(spoken_ms, elapsed_ms = tts_started.elapsed().as_millis() as u64, "spoken answer streamed");
+                    }
                     meter.finished(usage);
                     let empty = match ctx.shape { Shape::Chat => None, Shape::Completion { .. } => Some(String::new()) };
                     yield Ok(ctx.chunk(empty, false, Some(finish_str(reason)), None));
