@@ -3,22 +3,14 @@
 //! them in the model's manifest. It is a library plus the `switchyard-convert` binary, so edge
 //! boxes can run the gateway without it.
 //!
-//! This first version only reports which artifacts a profile needs; conversions arrive with
-//! the converter issue.
+//! `plan` says, for a device profile, which artifact each model needs and whether it exists;
+//! `build` makes the missing ones with the conversions below, verifies them and records them
+//! in the model's `manifest.json` (schema 2, see docs/MANIFEST.md).
 
+pub mod build;
 pub mod ct2_whisper;
-
-use switchyard_core::Manifest;
-
-/// The artifact formats a device profile reads, in preference order.
-pub fn formats_for_profile(profile: &str) -> &'static [&'static str] {
-    match profile {
-        "cpu-x86" => &["gguf"],
-        _ => &[],
-    }
-}
-
-/// Whether `manifest` already has an artifact `profile` can use.
-pub fn is_ready(manifest: &Manifest, profile: &str) -> bool {
-    formats_for_profile(profile).contains(&manifest.format.as_str())
-}
+pub mod hf_gguf;
+pub mod mlx;
+pub mod onnx_variants;
+pub mod plan;
+pub mod profile_cli;

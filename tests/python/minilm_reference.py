@@ -76,3 +76,24 @@ class MiniLmReference:
             )
         pooled = x.mean(0)
         return pooled / np.linalg.norm(pooled)
+
+
+def main() -> None:
+    """`python minilm_reference.py MODEL_DIR < sentences.json`: prints
+    {"embeddings": [[float] * 384, ...], "ids": [[token id, ...], ...]} (used by
+    converter/tests/hf_gguf.rs)."""
+    import sys
+
+    ref = MiniLmReference(Path(sys.argv[1]))
+    sentences = json.load(sys.stdin)
+    json.dump(
+        {
+            "embeddings": [ref.embed(s).tolist() for s in sentences],
+            "ids": [ref.tokenizer.encode(s).ids for s in sentences],
+        },
+        sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    main()
