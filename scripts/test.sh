@@ -21,9 +21,6 @@ else
     log "clippy is not installed: skipping lints"
 fi
 
-log "cargo test (unit, in-process, end-to-end)"
-cargo test --release --locked --workspace
-
 # The Python virtualenv lives in the user's cache, keyed by the pinned requirements, so a
 # clean clone reuses it.
 REQS="$ROOT/tests/python/requirements.txt"
@@ -34,6 +31,11 @@ if [ ! -x "$VENV/bin/pytest" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --disable-pip-version-check --quiet -r "$REQS"
 fi
+# Built before `cargo test`: Rust tests that compare against Python references (numpy, MLX)
+# run it (they find it by the same requirements hash).
+
+log "cargo test (unit, in-process, end-to-end)"
+cargo test --release --locked --workspace
 
 log "openai client tests (pytest)"
 SWITCHYARD_BIN="$SWITCHYARD_BIN" "$VENV/bin/python" -m pytest -q "$ROOT/tests/python"

@@ -362,6 +362,16 @@ pub fn convert_with_progress(
             error: io::Error::new(io::ErrorKind::NotFound, "not a folder"),
         });
     }
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(HfGgufError::Io {
+            path: output.to_owned(),
+            error: io::Error::new(io::ErrorKind::NotFound, "its folder does not exist"),
+        });
+    }
     let config_path = input_dir.join("config.json");
     let config_text =
         std::fs::read_to_string(&config_path).map_err(|error| HfGgufError::Config {
