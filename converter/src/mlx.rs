@@ -531,7 +531,6 @@ pub fn convert_gguf_with_progress(
             skipped: Some("disabled".into()),
         }
     };
-
     let mut output_bytes = 0u64;
     for file in &files {
         let path = dir.join(file);
@@ -605,7 +604,10 @@ fn plan_jobs(gguf: &GgufFile, arch: &Arch, options: &MlxOptions) -> Result<Vec<J
         let row_len =
             usize::try_from(tensor.row_len()).map_err(|_| unsupported("too large".into()))?;
         if let Some(head_dim) = target.unpermute_head_dim {
-            if tensor.dims.len() != 2 || rows % head_dim != 0 || head_dim % 2 != 0 {
+            if tensor.dims.len() != 2
+                || !rows.is_multiple_of(head_dim)
+                || !head_dim.is_multiple_of(2)
+            {
                 return Err(unsupported(format!(
                     "tensor {}: {rows} rows do not divide into heads of {head_dim}",
                     tensor.name
@@ -688,7 +690,7 @@ fn convert_tensor(
     let mut values = vec![0f32; job.row_len];
     match job.plan {
         Plan::Map { bits } => {
-            let mut packed = Packed::default();
+            let mut packed = Packed::with_capacity(job.rows, job.row_len, bits, 32);
             let mut all_exact = true;
             let mut mapped = true;
             for r in 0..job.rows {
@@ -714,7 +716,8 @@ fn convert_tensor(
                 return Ok((method, pack(packed)));
             }
             // A block without an exact image (e.g. a non-finite scale): same shapes, re-quantised.
-            let mut packed = Packed::default();
+            drop(packed);
+            let mut packed = Packed::with_capacity(job.rows, job.row_len, bits, group_size);
             for r in 0..job.rows {
                 dequantize(r, &mut values)?;
                 quant::quantize_affine(&values, group_size, bits, &mut packed);
@@ -722,7 +725,7 @@ fn convert_tensor(
             Ok((Method::Requantized, pack(packed)))
         }
         Plan::Requantize { bits } => {
-            let mut packed = Packed::default();
+            let mut packed = Packed::with_capacity(job.rows, job.row_len, bits, group_size);
             for r in 0..job.rows {
                 dequantize(r, &mut values)?;
                 quant::quantize_affine(&values, group_size, bits, &mut packed);

@@ -75,7 +75,7 @@ impl GgmlType {
     /// the type has no conversion to float or the lengths disagree.
     pub fn dequantize(&self, src: &[u8], out: &mut [f32]) -> bool {
         let elements = out.len() as u64;
-        if elements % self.block_size != 0 || src.len() as u64 != self.bytes(elements) {
+        if !elements.is_multiple_of(self.block_size) || src.len() as u64 != self.bytes(elements) {
             return false;
         }
         match self.id {

@@ -185,7 +185,8 @@ impl<'a> Cursor<'a> {
         if n.saturating_mul(elem_size.max(1) as u64) > left {
             self.pos = at;
             return Err(self.corrupt(format!(
-                "{what}: length {n} runs past the end of the file ({left} bytes left)"
+                "truncated or corrupt: {what}: length {n} runs past the end of the file \
+                 ({left} bytes left)"
             )));
         }
         usize::try_from(n).map_err(|_| self.corrupt(format!("{what}: length {n} too large")))
@@ -336,14 +337,14 @@ impl GgufFile {
                 .try_fold(1u64, |acc, &d| acc.checked_mul(d))
                 .filter(|&n| n > 0)
                 .ok_or_else(|| corrupt(format!("invalid shape {dims:?}")))?;
-            if dims[0] % ggml_type.block_size != 0 {
+            if !dims[0].is_multiple_of(ggml_type.block_size) {
                 return Err(corrupt(format!(
                     "row length {} is not a multiple of the {} block size {}",
                     dims[0], ggml_type.name, ggml_type.block_size
                 )));
             }
             let len = elements / ggml_type.block_size * ggml_type.type_size;
-            if offset % alignment != 0 {
+            if !offset.is_multiple_of(alignment) {
                 return Err(corrupt(format!(
                     "data offset {offset} is not aligned to {alignment}"
                 )));

@@ -32,6 +32,19 @@ pub struct Packed {
     pub biases: Vec<f32>,
 }
 
+impl Packed {
+    /// An empty buffer with room for `rows` rows of `row_len` codes of `bits` bits in groups
+    /// of `group_size` (so filling it never reallocates).
+    pub fn with_capacity(rows: usize, row_len: usize, bits: u32, group_size: usize) -> Self {
+        let groups = rows * (row_len / group_size.max(1));
+        Packed {
+            weight: Vec::with_capacity(rows * row_len * bits as usize / 8),
+            scales: Vec::with_capacity(groups),
+            biases: Vec::with_capacity(groups),
+        }
+    }
+}
+
 /// Appends `codes` (each below `2^bits`) to `out` as MLX's little-endian bit stream.
 /// `codes.len() · bits` must be a multiple of 32.
 pub fn pack_codes(codes: &[u8], bits: u32, out: &mut Vec<u8>) {
@@ -92,7 +105,7 @@ pub fn map_exact(
         ggml::Q4_0 | ggml::Q4_1 => {
             let with_min = type_id == ggml::Q4_1;
             let block = if with_min { 20 } else { 18 };
-            if row.len() % block != 0 {
+            if !row.len().is_multiple_of(block) {
                 return None;
             }
             for b in row.chunks_exact(block) {
@@ -116,7 +129,7 @@ pub fn map_exact(
             Some((4, true))
         }
         ggml::Q8_0 => {
-            if row.len() % 34 != 0 {
+            if !row.len().is_multiple_of(34) {
                 return None;
             }
             for b in row.chunks_exact(34) {
@@ -135,7 +148,7 @@ pub fn map_exact(
             Some((8, true))
         }
         ggml::Q4_K => {
-            if row.len() % 144 != 0 {
+            if !row.len().is_multiple_of(144) {
                 return None;
             }
             let mut exact = true;
@@ -307,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn affine_quantisation_keeps_edges_and_bounds_error() {
+    fn affine_quantisation_error_is_at_most_one_step() {
         let values: Vec<f32> = (0..64).map(|i| ((i as f32) * 0.37).sin() * 0.05).collect();
         for bits in [2u32, 4, 8] {
             let mut p = Packed::default();
@@ -317,13 +330,161 @@ mod tests {
                 dequantize_group(&p, bits, 32, g, &mut back);
                 let group = &values[g * 32..g * 32 + 32];
                 let step = p.scales[g].abs();
+                // Half a step, or up to one step at a clamped far edge (zero stays on the grid).
                 for (a, b) in group.iter().zip(&back) {
-                    assert!(
-                        (a - b).abs() <= step * 0.5 + 1e-6,
-                        "bits {bits}: {a} vs {b}"
-                    );
+                    assert!((a - b).abs() <= step + 1e-6, "bits {bits}: {a} vs {b}");
                 }
             }
         }
+    }
+
+    /// Values exactly representable in f32, computed the same way in Rust and numpy.
+    fn probe_values() -> Vec<f32> {
+        (0..64)
+            .map(|i| {
+                let v = (((i * 37) % 101) as f32 - 50.0) / 1024.0;
+                if i >= 32 {
+                    v.abs() + 0.01
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requantisation_matches_mlx_quantize_bit_for_bit() {
+        // Expected values from `mx.quantize(v, group_size=32, bits)` with mlx 0.32.4 (CPU).
+        // (bits, codes, scales, biases); f64 literals hold the f32 values exactly.
+        type Case<'a> = (u32, &'a [u32], [f64; 2], [f64; 2]);
+        let cases: [Case<'_>; 2] = [
+            (
+                4,
+                &[
+                    2100880559, 2387277233, 2673542850, 2691442899, 2464570936, 1962179595,
+                    1188145693, 699451455,
+                ],
+                [-0.006103515625, -0.0030448189936578274],
+                [0.048828125, 0.05785156041383743],
+            ),
+            (
+                8,
+                &[
+                    3863192063, 1858939272, 4166300431, 2162113434, 140952865, 2465287596,
+                    444127027, 2751487933, 1441737610, 2501961056, 2060060079, 1883635514,
+                    2695172309, 1248516629, 3313513978, 630240512,
+                ],
+                [-0.0003814697265625, -0.0001836557494243607],
+                [0.048828125, 0.05785156041383743],
+            ),
+        ];
+        for (bits, words, scales, biases) in cases {
+            let mut p = Packed::default();
+            quantize_affine(&probe_values(), 32, bits, &mut p);
+            let got: Vec<u32> = p
+                .weight
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            assert_eq!(got, words, "{bits}-bit codes");
+            assert_eq!(p.scales, scales.map(|v| v as f32), "{bits}-bit scales");
+            assert_eq!(p.biases, biases.map(|v| v as f32), "{bits}-bit biases");
+        }
+    }
+
+    /// Random-ish floats with a few outliers, quantised by ggml itself into `type_id` blocks.
+    fn ggml_blocks(type_id: u32, rows: usize, row_len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let values: Vec<f32> = (0..rows * row_len)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                if i % 97 == 0 {
+                    u * 0.9
+                } else {
+                    u * 0.08
+                }
+            })
+            .collect();
+        let ty = ggml::GgmlType::from_id(type_id).unwrap();
+        let mut out = vec![0u8; ty.bytes((rows * row_len) as u64) as usize];
+        // SAFETY: `values` holds rows × row_len floats and `out` exactly the bytes ggml writes.
+        let written = unsafe {
+            llama_cpp_sys_2::ggml_quantize_chunk(
+                type_id,
+                values.as_ptr(),
+                out.as_mut_ptr().cast(),
+                0,
+                rows as i64,
+                row_len as i64,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(written, out.len());
+        out
+    }
+
+    #[test]
+    fn gguf_blocks_map_onto_mlx_groups_exactly() {
+        let (rows, row_len) = (4usize, 512usize);
+        for (type_id, bits) in [
+            (ggml::Q4_0, 4),
+            (ggml::Q4_1, 4),
+            (ggml::Q8_0, 8),
+            (ggml::Q4_K, 4),
+        ] {
+            let ty = ggml::GgmlType::from_id(type_id).unwrap();
+            let data = ggml_blocks(type_id, rows, row_len);
+            let row_bytes = data.len() / rows;
+            for r in 0..rows {
+                let src = &data[r * row_bytes..(r + 1) * row_bytes];
+                let mut want = vec![0f32; row_len];
+                assert!(ty.dequantize(src, &mut want), "{}", ty.name);
+                // f32 scales: every type maps exactly; f16: all but Q4_K by construction.
+                for f16_scales in [false, true] {
+                    let mut p = Packed::default();
+                    let (b, exact) = map_exact(type_id, src, f16_scales, &mut p).unwrap();
+                    assert_eq!(b, bits, "{}", ty.name);
+                    assert_eq!(p.scales.len(), row_len / 32);
+                    if type_id != ggml::Q4_K || !f16_scales {
+                        assert!(exact, "{} f16 {f16_scales}", ty.name);
+                    }
+                    let mut got = vec![0f32; 32];
+                    for g in 0..row_len / 32 {
+                        let (mut s, mut o) = (p.scales[g], p.biases[g]);
+                        if f16_scales {
+                            s = f16::from_f32(s).to_f32();
+                            o = f16::from_f32(o).to_f32();
+                        }
+                        let rounded = Packed {
+                            weight: p.weight.clone(),
+                            scales: vec![s; row_len / 32],
+                            biases: vec![o; row_len / 32],
+                        };
+                        dequantize_group(&rounded, bits, 32, g, &mut got);
+                        for k in 0..32 {
+                            let (m, w) = (got[k], want[g * 32 + k]);
+                            if exact {
+                                assert_eq!(m, w, "{} row {r} group {g} element {k}", ty.name);
+                            } else {
+                                assert!((m - w).abs() <= 2e-3 * (s.abs() * 15.0 + o.abs()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn types_without_a_direct_image_are_refused() {
+        let data = ggml_blocks(ggml::GgmlType::from_id(14).map(|t| t.id).unwrap(), 1, 256);
+        assert!(
+            map_exact(14, &data, true, &mut Packed::default()).is_none(),
+            "Q6_K"
+        );
+        assert_eq!(exact_bits(ggml::F16), None);
     }
 }

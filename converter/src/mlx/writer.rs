@@ -110,7 +110,7 @@ pub fn header(shard: &ShardPlan) -> Vec<u8> {
         offset += entry.bytes;
     }
     let mut bytes = Json::Object(map).to_string().into_bytes();
-    while (bytes.len() + 8) % 8 != 0 {
+    while !bytes.len().is_multiple_of(8) {
         bytes.push(b' ');
     }
     bytes

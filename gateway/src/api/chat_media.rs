@@ -141,7 +141,8 @@ mod tests {
             serde_json::json!({"type": "input_audio", "input_audio": {"format": "wav"}}),
         )
         .unwrap();
-        let err = MediaPart::from_wire(&part, "messages[0].content[0]").unwrap_err();
+        let err = MediaPart::from_wire(&part, "messages[0].content[0]", &RemoteImages::none())
+            .unwrap_err();
         assert!(
             err.body_json().contains("input_audio.data"),
             "{}",
