@@ -136,25 +136,40 @@ fn say(line: &str) {
     println!("{line}");
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// The configuration with the command line's overrides, and the models directory.
+fn config_from_args(args: &ServeArgs) -> anyhow::Result<(Config, PathBuf)> {
     let mut config = load_config(args.config.as_deref())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    if let Some(profile) = args.profile {
-        config.profile = profile;
+    if let Some(profile) = &args.profile {
+        config.profile = profile.clone();
         config
             .resolve_profile()
             .with_context(|| format!("--profile {}", config.profile))?;
     }
     let models_dir = config.models_dir(args.models_dir.as_deref());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    Ok((config, models_dir))
+}
+
+/// The gateway's async runtime: two workers (the engines run on their own threads).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let feed = start_telemetry(&config)?;
-        let state = Arc::new(AppState::from_models_dir(config.clone(), &models_dir, feed)?);
+        .build()?)
+}
+
+/// Telemetry started and every model of `models_dir` registered (none loaded yet).
+fn gateway_state(config: &Config, models_dir: &Path) -> anyhow::Result<AppState> {
+    let feed = start_telemetry(config)?;
+    AppState::from_models_dir(config.clone(), models_dir, feed)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, models_dir) = config_from_args(&args)?;
+    runtime()?.block_on(async move {
+        let state = Arc::new(gateway_state(&config, &models_dir)?);
         tokio::spawn(switchyard_gateway::reload::watch(
             Arc::clone(&state),
             std::time::Duration::from_secs(1),
@@ -178,21 +193,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn warmup(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = load_config(args.config.as_deref())?;
-    if let Some(profile) = args.profile {
-        config.profile = profile;
-    }
+    let (config, models_dir) = config_from_args(&args)?;
     let (profile, _) = config
         .resolve_profile()
         .with_context(|| format!("profile {}", config.profile))?;
-    let models_dir = config.models_dir(args.models_dir.as_deref());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let feed = start_telemetry(&config)?;
-        let state = AppState::from_models_dir(config.clone(), &models_dir, feed)?;
+    runtime()?.block_on(async move {
+        let state = gateway_state(&config, &models_dir)?;
         say(&format!(
             "warming up for device profile {} (models in {})",
             profile.device.name,
