@@ -14,3 +14,4 @@ pub mod mlx;
 pub mod onnx_variants;
 pub mod plan;
 pub mod profile_cli;
+pub mod serving;

@@ -314,7 +314,7 @@ fn plan_model(device: &DeviceProfile, manifest: &Manifest, task: Task) -> ModelP
 }
 
 /// `llama.cpp/cuda` → `llama.cpp`.
-fn family(engine: &str) -> &str {
+pub(crate) fn family(engine: &str) -> &str {
     engine.split('/').next().unwrap_or(engine)
 }
 
@@ -405,7 +405,7 @@ fn made(
 }
 
 /// The precision of a model's source artifact of `role`.
-fn source_precision(manifest: &Manifest, role: &str) -> Option<String> {
+pub(crate) fn source_precision(manifest: &Manifest, role: &str) -> Option<String> {
     let artifact = manifest.artifact(role)?;
     if let Some(p) = &artifact.precision {
         return Some(p.clone());
@@ -422,7 +422,7 @@ fn source_precision(manifest: &Manifest, role: &str) -> Option<String> {
 }
 
 /// ONNX artifacts of a model (the ones an ONNX engine reads).
-fn onnx_roles(manifest: &Manifest) -> Vec<String> {
+pub(crate) fn onnx_roles(manifest: &Manifest) -> Vec<String> {
     manifest
         .artifacts
         .iter()

@@ -36,6 +36,9 @@ pub struct Metrics {
     /// a model runs on (`state="used"`) and for each one the profile asked for first that
     /// could not be used (`state="skipped"`; /health says why).
     pub execution_provider: IntGaugeVec,
+    /// `switchyard_model_artifact{model,role,file,precision}`: 1 for the file that serves each
+    /// role of each model under the device profile (the source or a converter variant).
+    pub model_artifact: IntGaugeVec,
     /// `switchyard_image_fetches_total{outcome}`: http(s) image URLs of chat requests,
     /// `ok` (fetched) or `refused` (not allowed, failed, too large, too slow).
     pub image_fetches: IntCounterVec,
@@ -138,6 +141,14 @@ impl Metrics {
             ),
             &["model", "provider", "state"],
         )?;
+        let model_artifact = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_model_artifact",
+                "The file serving each role of each model under the device profile (1), with \
+                 its precision",
+            ),
+            &["model", "role", "file", "precision"],
+        )?;
         let image_fetches = IntCounterVec::new(
             Opts::new(
                 "switchyard_image_fetches_total",
@@ -151,6 +162,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(execution_provider.clone()))?;
         registry.register(Box::new(image_fetches.clone()))?;
+        registry.register(Box::new(model_artifact.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(ttft.clone()))?;
@@ -188,6 +200,7 @@ impl Metrics {
         registry.register(Box::new(bytes_copied.clone()))?;
         registry.register(Box::new(copies.clone()))?;
         Ok(Metrics {
+            model_artifact,
             pipeline_step,
             bytes_copied,
             copies,

@@ -14,11 +14,16 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::metrics_router::RouterMetrics;
 use crate::routing::{self, ModelStatic, ProfileState, Routing, TelemetryFeed};
+use switchyard_converter::serving::ServedArtifact;
 
 /// One model the gateway can serve.
 pub struct ModelEntry {
-    /// Its manifest.
+    /// Its manifest as the engine sees it: each role the engine loads recorded with the file
+    /// the device profile chose for it (see [`ModelEntry::served`]).
     pub manifest: Manifest,
+    /// Per role the engine loads, the file chosen under the device profile (the source or a
+    /// converter variant) and why. Empty when there is nothing to choose.
+    pub served: Vec<ServedArtifact>,
     /// Unix time the manifest was found (OpenAI's `created`).
     pub created: u64,
     loaded: OnceCell<Arc<dyn LoadedModel>>,
@@ -50,6 +55,39 @@ pub struct AppState {
     draining: AtomicBool,
 }
 
+/// The engine family that runs `manifest` in this gateway (`llama.cpp`, `onnx`, `tract`).
+fn engine_family(manifest: &Manifest) -> Option<&'static str> {
+    if manifest.format == "gguf" {
+        return Some("llama.cpp");
+    }
+    crate::services::media_engine(manifest).and_then(|e| e.split('/').next())
+}
+
+/// `manifest` with the files the device profile chose for its engine, and the choices.
+fn choose_artifacts(
+    device: &switchyard_profiles::DeviceProfile,
+    manifest: Manifest,
+) -> (Manifest, Vec<ServedArtifact>) {
+    let Some(family) = engine_family(&manifest) else {
+        return (manifest, Vec::new());
+    };
+    let served = switchyard_converter::serving::choose(device, &manifest, family);
+    for choice in &served {
+        info!(
+            model = %manifest.id,
+            role = %choice.role,
+            file = %choice.path,
+            precision = %choice.precision,
+            reason = %choice.reason,
+            "artifact chosen"
+        );
+    }
+    (
+        switchyard_converter::serving::serving_manifest(&manifest, &served),
+        served,
+    )
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -66,6 +104,9 @@ impl AppState {
         feed: TelemetryFeed,
     ) -> anyhow::Result<Self> {
         let mut models = BTreeMap::new();
+        // The device profile picks the file each model's engine loads; a bad profile is
+        // reported by `build` below.
+        let device = config.resolve_profile().ok().map(|(p, _)| p.device);
         // Runtime libraries (e.g. ONNX Runtime) live in the models directory but are no models.
         let servable = crate::models::scan(models_dir)
             .into_iter()
@@ -78,8 +119,13 @@ impl AppState {
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map(|d| d.as_secs())
                     .unwrap_or_else(unix_now);
+            let (manifest, served) = match &device {
+                Some(device) => choose_artifacts(device, manifest),
+                None => (manifest, Vec::new()),
+            };
             let entry = ModelEntry {
                 manifest,
+                served,
                 created,
                 loaded: OnceCell::new(),
             };
@@ -110,6 +156,7 @@ impl AppState {
             };
             let entry = ModelEntry {
                 manifest,
+                served: Vec::new(),
                 created: unix_now(),
                 loaded: OnceCell::new_with(Some(model)),
             };
@@ -137,6 +184,19 @@ impl AppState {
             .map(|(id, e)| (id.clone(), routing::measure(&e.manifest, &engine_config)))
             .collect();
         let metrics = Metrics::new()?;
+        for entry in models.values() {
+            for choice in &entry.served {
+                metrics
+                    .model_artifact
+                    .with_label_values(&[
+                        entry.manifest.id.as_str(),
+                        choice.role.as_str(),
+                        choice.path.as_str(),
+                        choice.precision.as_str(),
+                    ])
+                    .set(1);
+            }
+        }
         let router_metrics = RouterMetrics::new(metrics.registry())?;
         router_metrics
             .profile_info

@@ -21,6 +21,9 @@ struct ModelHealth {
     /// ONNX Runtime models: the execution provider in use and those passed over, with reasons.
     #[serde(skip_serializing_if = "Option::is_none")]
     execution_provider: Option<switchyard_engine_onnx::ProviderReport>,
+    /// The file serving each role under the device profile (source or converter variant).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    artifacts: Vec<switchyard_converter::serving::ServedArtifact>,
 }
 
 #[derive(Serialize)]
@@ -89,6 +92,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
                     active: 0,
                     queued: 0,
                     execution_provider: service.provider.clone(),
+                    artifacts: entry.served.clone(),
                 };
             }
             ModelHealth {
@@ -100,6 +104,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
                 active: status.as_ref().map_or(0, |s| s.active),
                 queued: status.as_ref().map_or(0, |s| s.queued),
                 execution_provider: None,
+                artifacts: entry.served.clone(),
             }
         })
         .collect();
