@@ -204,6 +204,15 @@ fn warmup(args: ServeArgs) -> anyhow::Result<()> {
             profile.device.name,
             models_dir.display()
         ));
+        // Which file serves each model under this profile, and why.
+        for entry in state.models.values() {
+            for choice in &entry.served {
+                say(&format!(
+                    "{} {}: {} ({}): {}",
+                    entry.manifest.id, choice.role, choice.path, choice.precision, choice.reason
+                ));
+            }
+        }
         let mut failures = 0;
         for entry in state.models.values() {
             let manifest = &entry.manifest;

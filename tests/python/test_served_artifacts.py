@@ -95,7 +95,7 @@ def variant_gateway(tmp_path_factory: pytest.TempPathFactory):
     config = f'profile = "{profile}"\nmodels_dir = "{models}"\n' + GATEWAY_CONFIG
     gw = start_gateway(tmp, config)
     try:
-        yield gw, models
+        yield gw, models, profile
     finally:
         stop_gateway(gw)
 
@@ -106,7 +106,7 @@ def served(health: dict, model: str) -> dict[str, dict]:
 
 
 def test_the_profiles_variants_are_loaded_and_reported(variant_gateway) -> None:
-    gw, models = variant_gateway
+    gw, models, _ = variant_gateway
     base = gw.base_url.removesuffix("/v1")
     with httpx.Client(timeout=180) as http:
         health = http.get(f"{base}/health").json()
@@ -123,6 +123,9 @@ def test_the_profiles_variants_are_loaded_and_reported(variant_gateway) -> None:
         r = http.post(f"{base}/v1/images/ocr", json={"model": OCR, "image": data_uri(png)})
         assert r.status_code == 200, r.text
         assert [line["text"] for line in r.json()["lines"]] == [TEXT]
+        # The route trace names the files that served the request.
+        assert "detector:int8(PP-OCRv6_det_tiny.int8-qdq-per-channel.onnx)" in r.headers[
+            "x-switchyard-route"], r.headers["x-switchyard-route"]
 
         # The Q4_K_M file answers (its Q4_1 source is gone). Re-quantising the 135M model's
         # Q4_1 weights costs it its facts, so only an answer is asked for, not a right one.
@@ -165,3 +168,17 @@ def test_without_variants_the_source_serves_and_the_reason_says_how_to_build(tmp
         assert "switchyard-convert build --profile cpu-x86-variants" in det["reason"], det
     finally:
         stop_gateway(gw)
+
+
+def test_warmup_lists_the_file_serving_each_model(variant_gateway, tmp_path) -> None:
+    _, models, profile = variant_gateway
+    config = tmp_path / "switchyard.toml"
+    config.write_text(f'profile = "{profile}"\nmodels_dir = "{models}"\n' + GATEWAY_CONFIG)
+    r = subprocess.run(
+        [str(REPO_ROOT / "target/release/switchyard"), "warmup", "--config", str(config)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "SWITCHYARD_LOG": "warn"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"{OCR} detector: PP-OCRv6_det_tiny.int8-qdq-per-channel.onnx (int8)" in r.stdout, r.stdout
+    assert f"{LLM} model: SmolLM2-135M-Instruct.Q4_1.q4_k_m.gguf (q4_k_m)" in r.stdout, r.stdout

@@ -82,7 +82,45 @@ pub(crate) fn add_route_header(
 ) {
     let summary = format!("{}; engine={engine}", decision.summary());
     if let Ok(value) = axum::http::HeaderValue::from_str(&summary) {
-        response.headers_mut().insert("x-switchyard-route", value);
+        response.headers_mut().insert(ROUTE_HEADER, value);
+    }
+    response
+        .extensions_mut()
+        .insert(RoutedModel(decision.model.clone()));
+}
+
+/// The route trace header.
+const ROUTE_HEADER: &str = "x-switchyard-route";
+
+/// The model a response was routed to, left by [`add_route_header`] for the middleware that
+/// adds the files serving it to the route header.
+#[derive(Clone)]
+struct RoutedModel(String);
+
+/// Appends `; artifacts=role:precision(file),...` to the route header: the files the device
+/// profile chose for the routed model (see `ModelEntry::served`).
+fn add_served_artifacts(state: &AppState, response: &mut Response) {
+    let Some(RoutedModel(model)) = response.extensions().get::<RoutedModel>().cloned() else {
+        return;
+    };
+    let Some(entry) = state.models.get(&model) else {
+        return;
+    };
+    if entry.served.is_empty() {
+        return;
+    }
+    let artifacts: Vec<String> = entry
+        .served
+        .iter()
+        .map(|c| format!("{}:{}({})", c.role, c.precision, c.path))
+        .collect();
+    let headers = response.headers_mut();
+    let Some(route) = headers.get(ROUTE_HEADER).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let value = format!("{route}; artifacts={}", artifacts.join(","));
+    if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+        headers.insert(ROUTE_HEADER, value);
     }
 }
 
@@ -114,7 +152,8 @@ async fn record_request(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    add_served_artifacts(&state, &mut response);
     let status = response.status();
     state
         .metrics
