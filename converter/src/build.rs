@@ -154,12 +154,12 @@ fn build_one(model_dir: &Path, planned: &PlannedArtifact, threads: u32) -> anyho
             )
         }
         Conversion::Onnx { variant, .. } => {
-            use crate::onnx_variants::{convert, read_model, OnnxVariant};
+            use crate::onnx_variants::{convert, read_model_structure, OnnxVariant};
             let variant = OnnxVariant::parse(variant)?;
             convert(&source_path, &output, variant)?;
             // The variant must parse back and keep the graph's interface.
-            let written = read_model(&output)?;
-            let original = read_model(&source_path)?;
+            let written = read_model_structure(&output)?;
+            let original = read_model_structure(&source_path)?;
             let interface = |m: &tract_onnx::pb::ModelProto| {
                 m.graph.as_ref().map(|g| {
                     (

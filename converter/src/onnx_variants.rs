@@ -2,10 +2,10 @@
 //! profiles, symmetric per tensor for Core ML / Neural Engine profiles) and float16 weights.
 //!
 //! The model is read and written as ONNX protobuf with the `prost` types that tract-onnx ships
-//! ([`tract_onnx::pb`]); nothing is written by hand. Only initializers of the main graph change,
-//! and each one that changes is replaced by a stored tensor plus one node that gives back a
-//! float32 tensor of the same name and shape, so the graph's inputs, outputs, their types, the
-//! other nodes and their order stay as they were:
+//! ([`tract_onnx::pb`]) for everything but the weights, which are streamed (below). Only
+//! initializers of the main graph change, and each one that changes is replaced by a stored
+//! tensor plus one node that gives back a float32 tensor of the same name and shape, so the
+//! graph's inputs, outputs, their types, the other nodes and their order stay as they were:
 //!
 //! - **INT8 (both variants)**: a float32 initializer used as the weight of `Conv`,
 //!   `ConvTranspose` (input 1), `MatMul` (input B) or `Gemm` (input B), with at least
@@ -33,13 +33,26 @@
 //! as they were.
 //!
 //! Models whose tensors live in external data files are refused (the variant would have to
-//! rewrite or copy those files). The input is memory-mapped and decoded once; peak memory is
-//! about the decoded model plus the encoded output (roughly twice the input for FP32 models),
-//! not a streaming conversion. The output is written to a temporary file next to the
-//! destination, decoded again and checked, and only then renamed into place.
+//! rewrite or copy those files).
+//!
+//! **Streaming.** [`convert`] memory-maps the input and never decodes it whole: it walks the
+//! protobuf wire format of `ModelProto` and `GraphProto`, decodes the small parts (the model's
+//! fields, nodes, inputs, outputs, `value_info`) with prost, and decodes the initializers one at
+//! a time with their `raw_data` left in the map. A first pass over the initializers decides what
+//! becomes of each (looking at a candidate's values in place) and works out the exact size of
+//! every output tensor, so the graph's length prefix is known before anything is written; a
+//! second pass writes the output front to back, copying unchanged tensors from the map and
+//! converting the others one at a time. Pages of the map already read are handed back every
+//! few MiB. Peak memory is about the graph's structure plus the largest tensor (as float32)
+//! and its converted copy, whatever the model's size (tensors held by `Constant` nodes, sparse
+//! initializers and subgraphs belong to the structure and are decoded with it). The output is
+//! byte for byte what prost encodes for the model that the in-memory path ([`read_model`] +
+//! [`convert_model`], still offered) produces. It is written to a temporary file next to the
+//! destination, read back (structure only, every byte checked to be valid protobuf: see
+//! [`read_model_structure`]) and checked, and only then renamed into place.
 //!
 //! Fields that tract-onnx's copy of `onnx.proto` does not have are found by a second, cheap
-//! prost decode of the same bytes into types that declare only them: `metadata_props` on
+//! prost decode of the same pieces into types that declare only them: `metadata_props` on
 //! nodes, values, initializers and graphs are informational and are not carried over (the
 //! report lists them under `not_carried_over`); a node `overload`, device configurations,
 //! type-valued attributes, and inputs, outputs or `value_info` of non-tensor types would change
@@ -49,9 +62,11 @@ mod extras;
 mod graph;
 pub mod opset;
 pub mod quant;
+mod stream;
+mod wire;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -59,6 +74,9 @@ use prost::Message;
 use tract_onnx::pb::{ModelProto, OperatorSetIdProto};
 
 pub use graph::{MIN_FP16_ELEMENTS, MIN_INT8_ELEMENTS};
+
+/// Output buffer of [`convert`] (tensors larger than this go straight to the file).
+const WRITE_BUFFER: usize = 1 << 20;
 /// The ONNX protobuf types models are read and written with (tract-onnx's prost types).
 pub use tract_onnx::pb;
 
@@ -238,41 +256,77 @@ pub struct OnnxVariantReport {
     pub mb_per_s: f64,
 }
 
-/// Reads and decodes the ONNX model at `path` (memory-mapped; errors name the file).
+/// Reads and decodes the ONNX model at `path` (memory-mapped; errors name the file). The whole
+/// model, weights included, is decoded into memory; [`read_model_structure`] reads everything
+/// but the weights.
 pub fn read_model(path: &Path) -> Result<ModelProto, OnnxVariantError> {
-    read_model_and_extras(path).map(|(model, _)| model)
+    let (file, _) = open_model(path)?;
+    let map = stream::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let corrupt = |e: prost::DecodeError| OnnxVariantError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("truncated or corrupt protobuf: {e}"),
+    };
+    let model = ModelProto::decode(map.bytes()).map_err(corrupt)?;
+    extras::scan(map.bytes()).map_err(corrupt)?;
+    drop(map);
+    check_graph(&model, path)?;
+    Ok(model)
 }
 
-/// [`read_model`], plus what the file holds that the schema would drop.
-fn read_model_and_extras(path: &Path) -> Result<(ModelProto, extras::Extras), OnnxVariantError> {
+/// Reads the ONNX model at `path` without its weights: the model as [`read_model`] gives it,
+/// except that the main graph's initializers carry no element data (`raw_data` and the typed
+/// `*_data` fields are empty; names, shapes, types and the other header fields are there).
+/// The file is memory-mapped and walked tensor by tensor, so memory stays near the size of
+/// the graph's structure whatever the size of the weights, and every byte is still checked to
+/// be valid protobuf.
+pub fn read_model_structure(path: &Path) -> Result<ModelProto, OnnxVariantError> {
+    let (file, _) = open_model(path)?;
+    let map = stream::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let skeleton = stream::read_skeleton(map.bytes(), &|part| map.release(part)).map_err(|e| {
+        OnnxVariantError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("truncated or corrupt protobuf: {e}"),
+        }
+    })?;
+    check_graph(&skeleton.model, path)?;
+    Ok(skeleton.model)
+}
+
+/// Opens the model file at `path` and returns it with its length; an empty file is corrupt.
+fn open_model(path: &Path) -> Result<(fs::File, u64), OnnxVariantError> {
     let io_err = |error| OnnxVariantError::Io {
         path: path.to_path_buf(),
         error,
     };
     let file = fs::File::open(path).map_err(io_err)?;
     let len = file.metadata().map_err(io_err)?.len();
-    let corrupt = |reason: String| OnnxVariantError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
     if len == 0 {
-        return Err(corrupt("the file is empty".into()));
+        return Err(OnnxVariantError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "the file is empty".into(),
+        });
     }
-    // SAFETY: the map is read-only and dropped before this function returns; a file changed
-    // underneath it by another process could at worst make the decode fail or see odd bytes,
-    // which prost reports as an error.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
-    let model = ModelProto::decode(&map[..])
-        .map_err(|e| corrupt(format!("truncated or corrupt protobuf: {e}")))?;
-    let extras = extras::scan(&map[..])
-        .map_err(|e| corrupt(format!("truncated or corrupt protobuf: {e}")))?;
-    drop(map);
+    Ok((file, len))
+}
+
+/// A model without a graph, or whose graph has neither nodes nor outputs, is not a model.
+fn check_graph(model: &ModelProto, path: &Path) -> Result<(), OnnxVariantError> {
+    let corrupt = |reason: &str| OnnxVariantError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.to_owned(),
+    };
     match &model.graph {
-        None => Err(corrupt("no graph in the model".into())),
+        None => Err(corrupt("no graph in the model")),
         Some(g) if g.node.is_empty() && g.output.is_empty() => {
-            Err(corrupt("the graph has no nodes and no outputs".into()))
+            Err(corrupt("the graph has no nodes and no outputs"))
         }
-        Some(_) => Ok((model, extras)),
+        Some(_) => Ok(()),
     }
 }
 
@@ -308,12 +362,22 @@ pub struct ModelRewrite {
     pub opset_changes: Vec<String>,
 }
 
-/// Applies `variant` to a decoded model in place. `path` only names the model in errors.
-pub fn convert_model(
+/// What [`prepare`] settled about the opset.
+struct Opsets {
+    before: i64,
+    after: i64,
+    changes: Vec<String>,
+}
+
+/// The checks and opset change every conversion makes before its initializers are planned:
+/// the default-domain opset (raised to 13 for the per-channel variant when needed and safe),
+/// no external data, no value types the schema cannot carry. Works on a whole model and on a
+/// skeleton alike (it does not look at tensor data).
+fn prepare(
     model: &mut ModelProto,
     variant: OnnxVariant,
     path: &Path,
-) -> Result<ModelRewrite, OnnxVariantError> {
+) -> Result<Opsets, OnnxVariantError> {
     let unsupported = |reason: String| OnnxVariantError::Unsupported {
         path: path.to_path_buf(),
         variant,
@@ -342,7 +406,7 @@ pub fn convert_model(
     }
     let graph = model
         .graph
-        .as_mut()
+        .as_ref()
         .ok_or_else(|| OnnxVariantError::Corrupt {
             path: path.to_path_buf(),
             reason: "no graph in the model".into(),
@@ -362,28 +426,59 @@ pub fn convert_model(
              carry over"
         )));
     }
-    let rewrite = graph::rewrite(graph, variant).map_err(|reason| OnnxVariantError::Corrupt {
+    Ok(Opsets {
+        before: opset,
+        after: opset_after,
+        changes: opset_changes,
+    })
+}
+
+impl ModelRewrite {
+    fn new(opsets: Opsets, rewrite: graph::Rewrite) -> ModelRewrite {
+        ModelRewrite {
+            tensors_converted: rewrite.converted,
+            nodes_added: rewrite.nodes_added,
+            converted_bytes_before: rewrite.bytes_before,
+            converted_bytes_after: rewrite.bytes_after,
+            kept_float_bytes: rewrite.kept_bytes,
+            largest_kept: rewrite.kept,
+            opset_before: opsets.before,
+            opset_after: opsets.after,
+            opset_changes: opsets.changes,
+        }
+    }
+}
+
+/// Applies `variant` to a decoded model in place. `path` only names the model in errors.
+///
+/// This is the in-memory path: the whole model is held, and the converted tensors are added
+/// to it. [`convert`] produces the same model from a file without decoding it whole.
+pub fn convert_model(
+    model: &mut ModelProto,
+    variant: OnnxVariant,
+    path: &Path,
+) -> Result<ModelRewrite, OnnxVariantError> {
+    let opsets = prepare(model, variant, path)?;
+    let corrupt = |reason: String| OnnxVariantError::Corrupt {
         path: path.to_path_buf(),
         reason,
-    })?;
-    Ok(ModelRewrite {
-        tensors_converted: rewrite.converted,
-        nodes_added: rewrite.nodes_added,
-        converted_bytes_before: rewrite.bytes_before,
-        converted_bytes_after: rewrite.bytes_after,
-        kept_float_bytes: rewrite.kept_bytes,
-        largest_kept: rewrite.kept,
-        opset_before: opset,
-        opset_after,
-        opset_changes,
-    })
+    };
+    let graph = model
+        .graph
+        .as_mut()
+        .ok_or_else(|| corrupt("no graph in the model".into()))?;
+    let rewrite = graph::rewrite(graph, variant).map_err(corrupt)?;
+    Ok(ModelRewrite::new(opsets, rewrite))
 }
 
 /// Converts the ONNX model at `input` into `variant` at `output`.
 ///
-/// The result is written to a temporary file in `output`'s directory, decoded again and
-/// checked (same inputs and outputs, every node input produced, nothing produced twice), and
-/// renamed to `output` only then; on any error no file appears under `output`'s name.
+/// The input is memory-mapped and converted tensor by tensor (see the module documentation):
+/// memory stays near the largest tensor plus the graph's structure, whatever the model's size.
+/// The result is written to a temporary file in `output`'s directory, read back (again without
+/// its weights) and checked (same inputs and outputs, every node input produced, nothing
+/// produced twice), and renamed to `output` only then; on any error no file appears under
+/// `output`'s name.
 pub fn convert(
     input: &Path,
     output: &Path,
@@ -397,13 +492,20 @@ pub fn convert(
     );
     let _enter = span.enter();
     let started = Instant::now();
-    let bytes_before = fs::metadata(input)
-        .map_err(|error| OnnxVariantError::Io {
-            path: input.to_path_buf(),
-            error,
-        })?
-        .len();
-    let (mut model, extras) = read_model_and_extras(input)?;
+    let (file, bytes_before) = open_model(input)?;
+    let source = stream::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
+        path: input.to_path_buf(),
+        error,
+    })?;
+    drop(file);
+    let corrupt = |reason: String| OnnxVariantError::Corrupt {
+        path: input.to_path_buf(),
+        reason,
+    };
+    let skeleton = stream::read_skeleton(source.bytes(), &|part| source.release(part))
+        .map_err(|e| corrupt(format!("truncated or corrupt protobuf: {e}")))?;
+    check_graph(&skeleton.model, input)?;
+    let extras = &skeleton.extras;
     if !extras.refused.is_empty() {
         return Err(OnnxVariantError::Unsupported {
             path: input.to_path_buf(),
@@ -418,13 +520,21 @@ pub fn convert(
     if !extras.dropped.is_empty() {
         tracing::warn!(dropped = %extras.dropped.join(", "), "informational ONNX fields are not carried over");
     }
+    let stream::Skeleton {
+        mut model,
+        tensors,
+        extras,
+    } = skeleton;
     let (inputs, outputs, nodes_before) = match &model.graph {
         Some(g) => (g.input.clone(), g.output.clone(), g.node.len()),
         None => (Vec::new(), Vec::new(), 0),
     };
-    let rewrite = convert_model(&mut model, variant, input)?;
-    let encoded = model.encode_to_vec();
-    drop(model);
+    let opsets = prepare(&mut model, variant, input)?;
+    let mut graph = model
+        .graph
+        .take()
+        .ok_or_else(|| corrupt("no graph in the model".into()))?;
+    let plan = stream::plan(&mut graph, &tensors, variant, &source).map_err(corrupt)?;
 
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -435,27 +545,52 @@ pub fn convert(
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".switchyard-convert-")
         .suffix(".onnx.partial")
         .tempfile_in(&dir)
         .map_err(io_err(&dir))?;
-    tmp.write_all(&encoded).map_err(io_err(output))?;
+    let written = stream::write(
+        io::BufWriter::with_capacity(WRITE_BUFFER, tmp.as_file()),
+        &model,
+        &graph,
+        &plan,
+        &source,
+    )
+    .map_err(|e| match e {
+        stream::WriteError::Io(error) => OnnxVariantError::Io {
+            path: output.to_path_buf(),
+            error,
+        },
+        stream::WriteError::Model(reason) => corrupt(reason),
+        stream::WriteError::Mismatch(reason) => OnnxVariantError::Verification {
+            path: output.to_path_buf(),
+            reason,
+        },
+    })?;
+    drop(graph);
     tmp.as_file().sync_all().map_err(io_err(output))?;
-    drop(encoded);
     {
         use std::os::unix::fs::PermissionsExt;
         // tempfile creates 0600; a model file is meant to be readable like any other.
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
             .map_err(io_err(output))?;
     }
+    let rewrite = ModelRewrite::new(opsets, plan.rewrite);
 
-    // Verify what is on disk, not what is in memory.
+    // Verify what is on disk, not what is in memory (structure only: every byte is checked to
+    // be valid protobuf, the weights are not decoded).
     let verification = |reason: String| OnnxVariantError::Verification {
         path: output.to_path_buf(),
         reason,
     };
-    let written = read_model(tmp.path()).map_err(|e| verification(e.to_string()))?;
+    let bytes_after = tmp.as_file().metadata().map_err(io_err(output))?.len();
+    if bytes_after != written {
+        return Err(verification(format!(
+            "{bytes_after} bytes on disk, {written} written"
+        )));
+    }
+    let written = read_model_structure(tmp.path()).map_err(|e| verification(e.to_string()))?;
     let graph = written
         .graph
         .as_ref()
@@ -484,7 +619,6 @@ pub fn convert(
     }
     drop(written);
 
-    let bytes_after = tmp.as_file().metadata().map_err(io_err(output))?.len();
     tmp.persist(output).map_err(|e| OnnxVariantError::Io {
         path: output.to_path_buf(),
         error: e.error,

@@ -619,7 +619,7 @@ fn existing_for_engine(manifest: &Manifest, engine: &str) -> Option<PlannedArtif
 /// are float16, else `fp32`.
 fn onnx_weight_precision(path: &Path) -> Option<String> {
     // TensorProto.DataType: 1 FLOAT, 2 UINT8, 3 INT8, 10 FLOAT16, 11 DOUBLE.
-    let model = crate::onnx_variants::read_model(path).ok()?;
+    let model = crate::onnx_variants::read_model_structure(path).ok()?;
     let graph = model.graph?;
     let mut bytes_by_type = std::collections::HashMap::<i32, usize>::new();
     for tensor in &graph.initializer {

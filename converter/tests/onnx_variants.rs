@@ -33,7 +33,8 @@ use switchyard_converter::onnx_variants::pb::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use switchyard_converter::onnx_variants::{
-    convert, quant, read_model, OnnxVariant, OnnxVariantError, OnnxVariantReport, MIN_INT8_ELEMENTS,
+    convert, convert_model, quant, read_model, read_model_structure, ModelRewrite, OnnxVariant,
+    OnnxVariantError, OnnxVariantReport, MIN_INT8_ELEMENTS,
 };
 use switchyard_core::{CopyLedger, Tensor};
 
@@ -681,6 +682,166 @@ fn real_models_keep_inputs_outputs_and_every_other_node() {
                     assert_eq!(out_inits[t.name.as_str()], t, "{variant}: {}", t.name);
                 }
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming: the same model as the whole-model (in-memory) path
+// ---------------------------------------------------------------------------------------------
+
+/// What the whole-model path makes of `source`: `read_model` (everything decoded),
+/// `convert_model`, prost's encoding.
+fn whole_model_variant(source: &Path, variant: OnnxVariant) -> (ModelProto, ModelRewrite) {
+    let mut model = read_model(source).unwrap();
+    let rewrite = convert_model(&mut model, variant, source).unwrap();
+    (model, rewrite)
+}
+
+/// `streamed` (a file `convert` wrote) against the whole-model path's `expected`: the same
+/// nodes, the same initializers (names, types, shapes, values) and everything else, and the
+/// same bytes.
+fn assert_same_model(streamed: &Path, expected: &ModelProto, what: &str) {
+    let bytes = std::fs::read(streamed).unwrap();
+    let got = ModelProto::decode(bytes.as_slice()).unwrap();
+    let (g, e) = (
+        got.graph.as_ref().unwrap(),
+        expected.graph.as_ref().unwrap(),
+    );
+    assert_eq!(g.node, e.node, "{what}: nodes");
+    let names = |g: &GraphProto| -> Vec<(String, i32, Vec<i64>)> {
+        g.initializer
+            .iter()
+            .map(|t| (t.name.clone(), t.data_type, t.dims.clone()))
+            .collect()
+    };
+    assert_eq!(
+        names(g),
+        names(e),
+        "{what}: initializer names, types, shapes"
+    );
+    for (a, b) in g.initializer.iter().zip(&e.initializer) {
+        assert!(a == b, "{what}: initializer `{}` differs", a.name);
+    }
+    assert_eq!(got, *expected, "{what}: the rest of the model");
+    assert!(
+        bytes == expected.encode_to_vec(),
+        "{what}: same model, but not the bytes prost writes"
+    );
+}
+
+/// A model whose initializers exercise every way the streaming reader and writer can meet a
+/// tensor: `raw_data` and `float_data` weights, a doc string, an `int64_data` tensor, float64,
+/// names that collide with the ones the converter picks, model metadata.
+fn assorted_model(opset: i64) -> ModelProto {
+    let mut model = synthetic_model(opset);
+    let g = model.graph.as_mut().unwrap();
+    // W2 in float_data instead of raw_data, with a doc string.
+    let w2 = g.initializer.iter_mut().find(|t| t.name == "W2").unwrap();
+    w2.float_data = w2
+        .raw_data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    w2.raw_data.clear();
+    w2.doc_string = "Gemm weight stored as float_data".into();
+    // W3 carries a doc string; a name the converter would pick is taken already.
+    g.initializer
+        .iter_mut()
+        .find(|t| t.name == "W3")
+        .unwrap()
+        .doc_string = "MatMul weight".into();
+    g.value_info.push(value("W3_quantized", &[64, 48]));
+    g.value_info.push(value("W3_fp16", &[64, 48]));
+    // Unused extras of other types.
+    g.initializer.push(TensorProto {
+        name: "shape".into(),
+        dims: vec![2],
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![1, -1],
+        ..TensorProto::default()
+    });
+    g.initializer.push(TensorProto {
+        name: "D".into(),
+        dims: vec![20],
+        data_type: DataType::Double as i32,
+        double_data: (0..20).map(f64::from).collect(),
+        ..TensorProto::default()
+    });
+    model.doc_string = "assorted".into();
+    model.metadata_props.push(pb::StringStringEntryProto {
+        key: "k".into(),
+        value: "v".into(),
+    });
+    model
+}
+
+#[test]
+fn streamed_output_equals_the_whole_model_path_on_synthetic_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut op11 = assorted_model(11);
+    op11.graph.as_mut().unwrap().node.push(node(
+        "Unsqueeze",
+        &["y4"],
+        &["u"],
+        vec![ints_attr("axes", &[0])],
+    ));
+    op11.graph
+        .as_mut()
+        .unwrap()
+        .output
+        .push(value("u", &[1, 1, 64]));
+    let cases = [
+        ("synthetic", synthetic_model(13)),
+        ("assorted", assorted_model(13)),
+        ("assorted-op11", op11),
+    ];
+    for (name, model) in cases {
+        let source = write_model(dir.path(), &format!("{name}.onnx"), &model);
+        for variant in OnnxVariant::ALL {
+            let out = dir.path().join(format!("{name}.{variant}.onnx"));
+            let report = convert(&source, &out, variant).unwrap();
+            let (expected, rewrite) = whole_model_variant(&source, variant);
+            assert_same_model(&out, &expected, &format!("{name} {variant}"));
+            assert_eq!(report.tensors_converted, rewrite.tensors_converted);
+            assert_eq!(report.nodes_added, rewrite.nodes_added);
+            assert_eq!(
+                report.converted_bytes_before,
+                rewrite.converted_bytes_before
+            );
+            assert_eq!(report.converted_bytes_after, rewrite.converted_bytes_after);
+            assert_eq!(report.kept_float_bytes, rewrite.kept_float_bytes);
+            assert_eq!(report.largest_kept, rewrite.largest_kept);
+            assert_eq!(report.opset_changes, rewrite.opset_changes);
+            assert_eq!(report.bytes_after, std::fs::metadata(&out).unwrap().len());
+            // The structure-only read is the whole read without tensor data.
+            let mut whole = read_model(&out).unwrap();
+            for t in &mut whole.graph.as_mut().unwrap().initializer {
+                t.raw_data.clear();
+                t.float_data.clear();
+                t.int64_data.clear();
+                t.double_data.clear();
+            }
+            assert_eq!(read_model_structure(&out).unwrap(), whole);
+        }
+    }
+}
+
+#[test]
+fn streamed_output_equals_the_whole_model_path_on_piper_and_the_ocr_detector() {
+    let Some(paths) = model_files(
+        "streamed_output_equals_the_whole_model_path",
+        &[PIPER, OCR_DET],
+    ) else {
+        return;
+    };
+    for source in &paths {
+        for variant in OnnxVariant::ALL {
+            let out = variant_of(source, variant);
+            let (expected, _) = whole_model_variant(source, variant);
+            let what = format!("{} {variant}", source.display());
+            assert_same_model(&out, &expected, &what);
+            eprintln!("{what}: streamed output is byte-identical to the whole-model path");
         }
     }
 }

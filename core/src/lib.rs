@@ -15,6 +15,7 @@ pub mod dlpack;
 pub mod engine;
 pub mod error;
 pub mod manifest;
+pub mod network;
 pub mod request;
 pub mod tensor;
 
@@ -24,6 +25,7 @@ pub use engine::{
 };
 pub use error::EngineError;
 pub use manifest::{Artifact, Manifest};
+pub use network::F32Network;
 pub use request::{ChatMessage, FinishReason, GenerateRequest, Prompt, SamplingParams, Usage};
 pub use tensor::{
     BufferAlloc, DType, Device, Element, HeapAlloc, Storage, StorageMut, Tensor, TensorError,

@@ -53,9 +53,13 @@ pub struct ModelStatic {
 
 /// Measures a model's memory through its engine: two estimates at different context sizes give
 /// the per-token KV cost and, by difference, the weights.
-pub fn measure(manifest: &Manifest, config: &EngineConfig) -> ModelStatic {
+pub fn measure(
+    manifest: &Manifest,
+    config: &EngineConfig,
+    device: &switchyard_profiles::DeviceProfile,
+) -> ModelStatic {
     let engine = switchyard_engines::engine_for(manifest);
-    let media = crate::services::media_engine(manifest);
+    let media = crate::services::media_engine_on(manifest, Some(device));
     let engines = match (&engine, media) {
         (_, Some(media)) => vec![media.to_owned()],
         (Ok(e), None) => vec![format!(

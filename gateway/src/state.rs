@@ -55,12 +55,16 @@ pub struct AppState {
     draining: AtomicBool,
 }
 
-/// The engine family that runs `manifest` in this gateway (`llama.cpp`, `onnx`, `tract`).
-fn engine_family(manifest: &Manifest) -> Option<&'static str> {
+/// The engine family that runs `manifest` in this gateway under `device` (`llama.cpp`,
+/// `onnx`, `tract`).
+fn engine_family(
+    manifest: &Manifest,
+    device: &switchyard_profiles::DeviceProfile,
+) -> Option<&'static str> {
     if manifest.format == "gguf" {
         return Some("llama.cpp");
     }
-    crate::services::media_engine(manifest).and_then(|e| e.split('/').next())
+    crate::services::media_engine_on(manifest, Some(device)).and_then(|e| e.split('/').next())
 }
 
 /// `manifest` with the files the device profile chose for its engine, and the choices.
@@ -68,7 +72,7 @@ fn choose_artifacts(
     device: &switchyard_profiles::DeviceProfile,
     manifest: Manifest,
 ) -> (Manifest, Vec<ServedArtifact>) {
-    let Some(family) = engine_family(&manifest) else {
+    let Some(family) = engine_family(&manifest, device) else {
         return (manifest, Vec::new());
     };
     let served = switchyard_converter::serving::choose(device, &manifest, family);
@@ -181,7 +185,10 @@ impl AppState {
         let statics: BTreeMap<String, ModelStatic> = models
             .iter()
             .filter(|(_, e)| e.loaded().is_none())
-            .map(|(id, e)| (id.clone(), routing::measure(&e.manifest, &engine_config)))
+            .map(|(id, e)| {
+                let measured = routing::measure(&e.manifest, &engine_config, &profile.device);
+                (id.clone(), measured)
+            })
             .collect();
         let metrics = Metrics::new()?;
         for entry in models.values() {

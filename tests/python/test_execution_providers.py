@@ -18,6 +18,8 @@ from conftest import GATEWAY_CONFIG, REPO_ROOT, start_gateway, stop_gateway
 GPU_FIRST = {
     "embedding": ["onnx/tensorrt", "onnx/cuda", "onnx/cpu"],
     "tts": ["onnx/coreml", "onnx/cpu"],
+    # As the Jetson and RTX profiles list it: ONNX Runtime first, tract as the last resort.
+    "ocr": ["onnx/tensorrt", "onnx/cuda", "tract/cpu"],
 }
 
 
@@ -90,6 +92,37 @@ def test_profile_order_falls_back_to_the_provider_that_runs(gpu_first_gateway) -
             'switchyard_model_loaded{engine="onnx/cpu",model="all-minilm-l6-v2"} 1',
         ]:
             assert line in metrics, f"missing {line!r}"
+
+
+@pytest.mark.parametrize(
+    "lines, font, size",
+    [
+        (["Invoice 2024-07 total: 129.50 EUR"], "DejaVuSans.ttf", 32),
+        (["The quick brown fox jumps over 13 lazy dogs."], "DejaVuSerif.ttf", 28),
+        (["Shipping address:", "42 Baker Street, London"], "DejaVuSans.ttf", 30),
+    ],
+)
+def test_ocr_runs_on_onnx_runtime_when_the_profile_puts_it_first(
+    gpu_first_gateway, lines: list[str], font: str, size: int
+) -> None:
+    from test_multimodal import data_uri, render
+
+    base = gpu_first_gateway.base_url.removesuffix("/v1")
+    with httpx.Client(timeout=120) as http:
+        r = http.post(
+            f"{base}/v1/images/ocr",
+            json={"model": "pp-ocrv6-tiny", "image": data_uri(render(lines, font, size))},
+        )
+        assert r.status_code == 200, r.text
+        # The same exact text as on tract, from ONNX Runtime's CPU provider.
+        assert [line["text"] for line in r.json()["lines"]] == lines
+        assert "engine=onnx/cpu" in r.headers["x-switchyard-route"], r.headers["x-switchyard-route"]
+        ocr = next(m for m in http.get(f"{base}/health").json()["models"] if m["id"] == "pp-ocrv6-tiny")
+        assert ocr["engine"] == "onnx/cpu", ocr
+        assert ocr["execution_provider"]["used"] == "cpu"
+        assert [s["provider"] for s in ocr["execution_provider"]["skipped"]] == ["tensorrt", "cuda"]
+        metrics = http.get(f"{base}/metrics").text
+        assert 'switchyard_execution_provider{model="pp-ocrv6-tiny",provider="cpu",state="used"} 1' in metrics
 
 
 def test_default_profile_reports_the_cpu_without_fallbacks(gateway) -> None:

@@ -128,25 +128,71 @@ pub(super) fn scan(bytes: &[u8]) -> Result<Extras, prost::DecodeError> {
     if let Some(g) = &model.graph {
         count_graph(g, &mut c);
     }
-    let list = |items: &[(&str, usize)]| -> Vec<String> {
-        items
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(what, n)| format!("{what} × {n}"))
-            .collect()
-    };
-    Ok(Extras {
-        dropped: list(&[
-            ("node metadata_props", c.node_metadata),
-            ("value_info metadata_props", c.value_metadata),
-            ("initializer metadata_props", c.tensor_metadata),
-            ("graph metadata_props", c.graph_metadata),
-        ]),
-        refused: list(&[
-            ("model configuration", model.configuration.len()),
-            ("node overload", c.overload),
-            ("node device_configurations", c.device_configurations),
-            ("type-valued attribute", c.type_attributes),
-        ]),
-    })
+    Ok(c.extras(model.configuration.len()))
+}
+
+/// The same count as [`scan`], fed the model piece by piece (as the streaming reader walks it)
+/// so that no piece has to be read twice: the model's fields other than `graph`, the main
+/// graph's fields other than `initializer`, and each initializer.
+#[derive(Default)]
+pub(super) struct PieceScan {
+    counts: Counts,
+    configurations: usize,
+}
+
+impl PieceScan {
+    /// Counts an encoded `ModelProto` holding no `graph`.
+    pub fn model(&mut self, bytes: &[u8]) -> Result<(), prost::DecodeError> {
+        let model = ModelExtras::decode(bytes)?;
+        self.configurations += model.configuration.len();
+        if let Some(g) = &model.graph {
+            count_graph(g, &mut self.counts);
+        }
+        Ok(())
+    }
+
+    /// Counts an encoded `GraphProto` (the main graph; its initializers may be left out and
+    /// given to [`PieceScan::initializer`]).
+    pub fn graph(&mut self, bytes: &[u8]) -> Result<(), prost::DecodeError> {
+        count_graph(&GraphExtras::decode(bytes)?, &mut self.counts);
+        Ok(())
+    }
+
+    /// Counts an encoded `TensorProto` of the main graph's initializers.
+    pub fn initializer(&mut self, bytes: &[u8]) -> Result<(), prost::DecodeError> {
+        self.counts.tensor_metadata += TensorExtras::decode(bytes)?.metadata_props.len();
+        Ok(())
+    }
+
+    /// What the pieces add up to.
+    pub fn finish(self) -> Extras {
+        self.counts.extras(self.configurations)
+    }
+}
+
+impl Counts {
+    fn extras(&self, configurations: usize) -> Extras {
+        let c = self;
+        let list = |items: &[(&str, usize)]| -> Vec<String> {
+            items
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(what, n)| format!("{what} × {n}"))
+                .collect()
+        };
+        Extras {
+            dropped: list(&[
+                ("node metadata_props", c.node_metadata),
+                ("value_info metadata_props", c.value_metadata),
+                ("initializer metadata_props", c.tensor_metadata),
+                ("graph metadata_props", c.graph_metadata),
+            ]),
+            refused: list(&[
+                ("model configuration", configurations),
+                ("node overload", c.overload),
+                ("node device_configurations", c.device_configurations),
+                ("type-valued attribute", c.type_attributes),
+            ]),
+        }
+    }
 }

@@ -47,8 +47,9 @@ pub(super) struct Rewrite {
 }
 
 impl Rewrite {
-    fn keep(&mut self, tensor: &TensorProto, reason: &str) {
-        let bytes = tensor_data_bytes(tensor);
+    /// Records `tensor` (whose element data is `raw` or its typed fields) as left alone.
+    fn keep(&mut self, tensor: &TensorProto, raw: &[u8], reason: &str) {
+        let bytes = data_bytes(tensor, raw);
         self.kept_bytes += bytes;
         self.kept.push(KeptTensor {
             name: tensor.name.clone(),
@@ -105,10 +106,11 @@ pub(super) fn numel(dims: &[i64]) -> Option<usize> {
     })
 }
 
-/// Bytes of a tensor's element data as stored.
-fn tensor_data_bytes(t: &TensorProto) -> u64 {
-    if !t.raw_data.is_empty() {
-        return t.raw_data.len() as u64;
+/// Bytes of a tensor's element data as stored: `raw` (its `raw_data`, which may be held
+/// apart from the tensor) when that is not empty, else its typed data fields.
+pub(super) fn data_bytes(t: &TensorProto, raw: &[u8]) -> u64 {
+    if !raw.is_empty() {
+        return raw.len() as u64;
     }
     let n = t.float_data.len() * 4
         + t.int32_data.len() * 4
@@ -146,30 +148,60 @@ pub(super) fn find_external_tensor(graph: &GraphProto) -> Option<String> {
         })
 }
 
-/// The float32 values of an initializer (from `raw_data`, or `float_data` when that is empty).
-fn read_f32(t: &TensorProto, n: usize) -> Result<Vec<f32>, String> {
-    if !t.raw_data.is_empty() {
-        if t.raw_data.len() != n * 4 {
+/// The float32 values of an initializer as stored: little-endian `raw_data` (borrowed from
+/// wherever it lies, a memory-mapped file included) or `float_data`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum F32Values<'a> {
+    /// `raw_data`: 4 little-endian bytes per element.
+    Raw(&'a [u8]),
+    /// `float_data`.
+    Typed(&'a [f32]),
+}
+
+impl<'a> F32Values<'a> {
+    /// The values of `t`, whose `raw_data` is `raw` (`t.raw_data` itself is not looked at):
+    /// `raw` when it is not empty, else `float_data`; either must hold exactly `n` elements.
+    pub fn of(t: &'a TensorProto, raw: &'a [u8], n: usize) -> Result<F32Values<'a>, String> {
+        if !raw.is_empty() {
+            if n.checked_mul(4) != Some(raw.len()) {
+                return Err(format!(
+                    "initializer `{}`: {} bytes of raw data for {n} float32 elements",
+                    t.name,
+                    raw.len()
+                ));
+            }
+            return Ok(F32Values::Raw(raw));
+        }
+        if t.float_data.len() != n {
             return Err(format!(
-                "initializer `{}`: {} bytes of raw data for {n} float32 elements",
+                "initializer `{}`: {} float values for {n} elements",
                 t.name,
-                t.raw_data.len()
+                t.float_data.len()
             ));
         }
-        return Ok(t
-            .raw_data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect());
+        Ok(F32Values::Typed(&t.float_data))
     }
-    if t.float_data.len() != n {
-        return Err(format!(
-            "initializer `{}`: {} float values for {n} elements",
-            t.name,
-            t.float_data.len()
-        ));
+
+    /// Whether every value satisfies `f` (reads the values in place, allocates nothing).
+    pub fn all(self, f: impl Fn(f32) -> bool) -> bool {
+        match self {
+            F32Values::Raw(raw) => raw
+                .chunks_exact(4)
+                .all(|c| f(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+            F32Values::Typed(values) => values.iter().all(|&x| f(x)),
+        }
     }
-    Ok(t.float_data.clone())
+
+    /// The values, copied.
+    pub fn to_vec(self) -> Vec<f32> {
+        match self {
+            F32Values::Raw(raw) => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            F32Values::Typed(values) => values.to_vec(),
+        }
+    }
 }
 
 /// Picks names not used anywhere in the graph.
@@ -215,12 +247,12 @@ impl Names {
     }
 }
 
-fn raw_tensor(name: String, dims: Vec<i64>, data_type: DataType, raw_data: Vec<u8>) -> TensorProto {
+/// A tensor without its data (the data is filled in, or written, when it is converted).
+fn tensor_head(name: String, dims: Vec<i64>, data_type: DataType) -> TensorProto {
     TensorProto {
         name,
         dims,
         data_type: data_type as i32,
-        raw_data,
         ..TensorProto::default()
     }
 }
@@ -234,36 +266,137 @@ fn int_attribute(name: &str, value: i64) -> AttributeProto {
     }
 }
 
-/// Converts the qualifying initializers of `graph` for `variant`.
-pub(super) fn rewrite(graph: &mut GraphProto, variant: OnnxVariant) -> Result<Rewrite, String> {
-    // Output-channel axis of every initializer used as a weight by a top-level node.
-    let initializer_rank: HashMap<&str, usize> = graph
-        .initializer
-        .iter()
-        .map(|t| (t.name.as_str(), t.dims.len()))
-        .collect();
-    let mut weight_axes: HashMap<String, usize> = HashMap::new();
-    for node in &graph.node {
-        for (index, input) in node.input.iter().enumerate() {
-            if let Some(&rank) = initializer_rank.get(input.as_str()) {
-                if let Some(axis) = weight_axis(node, index, rank) {
-                    weight_axes.entry(input.clone()).or_insert(axis);
-                }
+/// How one initializer is converted: decided by [`Planner::plan`] from its header and a check
+/// of its values, carried out by [`Conversion::apply`] when its data is written.
+#[derive(Debug, Clone)]
+pub(super) struct Conversion {
+    /// The stored tensor (`W_quantized` / `W_fp16`) without its data: name, shape, type and
+    /// the source's `doc_string`.
+    pub stored: TensorProto,
+    /// INT8 only: the scale tensor without its data, and the zero point (complete).
+    pub params: Option<(TensorProto, TensorProto)>,
+    /// The `DequantizeLinear` or `Cast` node whose output is the source initializer's name.
+    pub node: NodeProto,
+    /// Elements of the tensor.
+    pub elements: usize,
+    /// Per-channel INT8: the channel axis.
+    axis: Option<usize>,
+    variant: OnnxVariant,
+}
+
+impl Conversion {
+    /// Bytes of the stored tensor's data (1 per element for INT8, 2 for float16).
+    pub fn stored_bytes(&self) -> usize {
+        match self.variant {
+            OnnxVariant::Fp16 => self.elements * 2,
+            OnnxVariant::Int8PerChannel | OnnxVariant::Int8PerTensorSymmetric => self.elements,
+        }
+    }
+
+    /// Bytes of the scale tensor's data (4 per scale; 0 without one).
+    pub fn scale_bytes(&self) -> usize {
+        self.scales() * 4
+    }
+
+    /// Number of scales (and zero points): one per channel, one per tensor, none for FP16.
+    fn scales(&self) -> usize {
+        match (&self.params, self.axis) {
+            (None, _) => 0,
+            (Some(_), None) => 1,
+            (Some(_), Some(axis)) => self
+                .stored
+                .dims
+                .get(axis)
+                .and_then(|&d| usize::try_from(d).ok())
+                .unwrap_or(0),
+        }
+    }
+
+    /// Converts the tensor's `values`: the stored tensor's data and the scale tensor's data
+    /// (empty for FP16), of [`Conversion::stored_bytes`] and [`Conversion::scale_bytes`] bytes.
+    pub fn apply(&self, values: &[f32]) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let name = self.node.output.first().map_or("", String::as_str);
+        if values.len() != self.elements {
+            return Err(format!(
+                "initializer `{name}`: {} values for {} elements",
+                values.len(),
+                self.elements
+            ));
+        }
+        match self.variant {
+            OnnxVariant::Fp16 => Ok((quant::to_f16_le_bytes(values), Vec::new())),
+            OnnxVariant::Int8PerChannel | OnnxVariant::Int8PerTensorSymmetric => {
+                let (q, scales) = match self.axis {
+                    Some(axis) => {
+                        let dims: Vec<usize> =
+                            self.stored.dims.iter().map(|&d| d as usize).collect();
+                        quant::quantize_per_channel(values, &dims, axis).ok_or_else(|| {
+                            format!("initializer `{name}`: bad shape for axis {axis}")
+                        })?
+                    }
+                    None => {
+                        let (q, scale) = quant::quantize_per_tensor(values);
+                        (q, vec![scale])
+                    }
+                };
+                Ok((
+                    q.iter().map(|&v| v as u8).collect(),
+                    scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
+                ))
             }
         }
     }
-    let graph_inputs: HashSet<String> = graph.input.iter().map(|v| v.name.clone()).collect();
-    let mut names = Names::of(graph);
-    let mut out = Rewrite::default();
-    let mut added_nodes = Vec::new();
-    let mut added_initializers = Vec::new();
+}
 
-    for tensor in &mut graph.initializer {
+/// Decides, initializer by initializer and in order, which are converted and what replaces
+/// them; only tensor headers and a read-only look at the values are needed, so the data can
+/// stay wherever it lies (in memory, or in a memory-mapped file). Names are picked in the
+/// same order however the plans are carried out, so every path gives the same graph.
+pub(super) struct Planner {
+    variant: OnnxVariant,
+    /// Output-channel axis of every initializer used as a weight by a top-level node.
+    weight_axes: HashMap<String, usize>,
+    graph_inputs: HashSet<String>,
+    names: Names,
+    out: Rewrite,
+}
+
+impl Planner {
+    /// A planner for the initializers of `graph` (their data is not looked at).
+    pub fn new(graph: &GraphProto, variant: OnnxVariant) -> Planner {
+        let initializer_rank: HashMap<&str, usize> = graph
+            .initializer
+            .iter()
+            .map(|t| (t.name.as_str(), t.dims.len()))
+            .collect();
+        let mut weight_axes: HashMap<String, usize> = HashMap::new();
+        for node in &graph.node {
+            for (index, input) in node.input.iter().enumerate() {
+                if let Some(&rank) = initializer_rank.get(input.as_str()) {
+                    if let Some(axis) = weight_axis(node, index, rank) {
+                        weight_axes.entry(input.clone()).or_insert(axis);
+                    }
+                }
+            }
+        }
+        Planner {
+            variant,
+            weight_axes,
+            graph_inputs: graph.input.iter().map(|v| v.name.clone()).collect(),
+            names: Names::of(graph),
+            out: Rewrite::default(),
+        }
+    }
+
+    /// The plan for the next initializer, `tensor`, whose `raw_data` is `raw` (`tensor.raw_data`
+    /// is not looked at, so the data can be held apart): `None` when it stays as it is.
+    pub fn plan(&mut self, tensor: &TensorProto, raw: &[u8]) -> Result<Option<Conversion>, String> {
+        let out = &mut self.out;
         if tensor.data_type != DataType::Float as i32 {
             if tensor.data_type == DataType::Double as i32 {
-                out.keep(tensor, "float64 (only float32 is converted)");
+                out.keep(tensor, raw, "float64 (only float32 is converted)");
             }
-            continue;
+            return Ok(None);
         }
         let n = numel(&tensor.dims).ok_or_else(|| {
             format!(
@@ -271,30 +404,26 @@ pub(super) fn rewrite(graph: &mut GraphProto, variant: OnnxVariant) -> Result<Re
                 tensor.name, tensor.dims
             )
         })?;
-        if graph_inputs.contains(&tensor.name) {
+        if self.graph_inputs.contains(&tensor.name) {
             // A graph input with a default: callers may override it, so it must stay a
             // float32 value under its own name.
-            out.keep(tensor, "also a graph input (overridable default)");
-            continue;
+            out.keep(tensor, raw, "also a graph input (overridable default)");
+            return Ok(None);
         }
-        let converted = match variant {
+        let names = &mut self.names;
+        let mut conversion = match self.variant {
             OnnxVariant::Fp16 => {
                 if n < MIN_FP16_ELEMENTS {
-                    out.keep(tensor, "fewer than 16 elements");
-                    continue;
+                    out.keep(tensor, raw, "fewer than 16 elements");
+                    return Ok(None);
                 }
-                let values = read_f32(tensor, n)?;
-                if !quant::fits_f16(&values) {
-                    out.keep(tensor, "values outside the float16 range");
-                    continue;
+                if !F32Values::of(tensor, raw, n)?.all(quant::fits_f16_value) {
+                    out.keep(tensor, raw, "values outside the float16 range");
+                    return Ok(None);
                 }
                 let stored_name = names.fresh(&format!("{}_fp16", tensor.name));
-                let stored = raw_tensor(
-                    stored_name.clone(),
-                    tensor.dims.clone(),
-                    DataType::Float16,
-                    quant::to_f16_le_bytes(&values),
-                );
+                let stored =
+                    tensor_head(stored_name.clone(), tensor.dims.clone(), DataType::Float16);
                 let node = NodeProto {
                     input: vec![stored_name],
                     output: vec![tensor.name.clone()],
@@ -303,90 +432,117 @@ pub(super) fn rewrite(graph: &mut GraphProto, variant: OnnxVariant) -> Result<Re
                     attribute: vec![int_attribute("to", i64::from(DataType::Float as i32))],
                     ..NodeProto::default()
                 };
-                (stored, Vec::new(), node, n * 4)
+                Conversion {
+                    stored,
+                    params: None,
+                    node,
+                    elements: n,
+                    axis: None,
+                    variant: self.variant,
+                }
             }
             OnnxVariant::Int8PerChannel | OnnxVariant::Int8PerTensorSymmetric => {
-                let Some(&axis) = weight_axes.get(&tensor.name) else {
-                    out.keep(tensor, "not a MatMul/Gemm/Conv/ConvTranspose weight");
-                    continue;
+                let Some(&axis) = self.weight_axes.get(&tensor.name) else {
+                    out.keep(tensor, raw, "not a MatMul/Gemm/Conv/ConvTranspose weight");
+                    return Ok(None);
                 };
                 if n < MIN_INT8_ELEMENTS {
-                    out.keep(tensor, "weight with fewer than 1024 elements");
-                    continue;
+                    out.keep(tensor, raw, "weight with fewer than 1024 elements");
+                    return Ok(None);
                 }
-                let values = read_f32(tensor, n)?;
-                if values.iter().any(|x| !x.is_finite()) {
-                    out.keep(tensor, "non-finite values");
-                    continue;
+                if !F32Values::of(tensor, raw, n)?.all(f32::is_finite) {
+                    out.keep(tensor, raw, "non-finite values");
+                    return Ok(None);
                 }
-                let (q, scales, axis_attr) = if variant == OnnxVariant::Int8PerChannel {
-                    let dims: Vec<usize> = tensor.dims.iter().map(|&d| d as usize).collect();
-                    let (q, scales) = quant::quantize_per_channel(&values, &dims, axis)
+                let param_dims = if self.variant == OnnxVariant::Int8PerChannel {
+                    let channels = tensor
+                        .dims
+                        .get(axis)
+                        .copied()
+                        .filter(|&c| c > 0)
                         .ok_or_else(|| {
                             format!("initializer `{}`: bad shape for axis {axis}", tensor.name)
                         })?;
-                    (q, scales, Some(axis as i64))
-                } else {
-                    let (q, scale) = quant::quantize_per_tensor(&values);
-                    (q, vec![scale], None)
-                };
-                drop(values);
-                let param_dims = if axis_attr.is_some() {
-                    vec![scales.len() as i64]
+                    vec![channels]
                 } else {
                     Vec::new()
                 };
+                let scales = usize::try_from(param_dims.first().copied().unwrap_or(1)).unwrap_or(1);
                 let stored_name = names.fresh(&format!("{}_quantized", tensor.name));
                 let scale_name = names.fresh(&format!("{}_scale", tensor.name));
                 let zero_name = names.fresh(&format!("{}_zero_point", tensor.name));
-                let stored = raw_tensor(
-                    stored_name.clone(),
-                    tensor.dims.clone(),
-                    DataType::Int8,
-                    q.iter().map(|&v| v as u8).collect(),
-                );
-                let scale = raw_tensor(
-                    scale_name.clone(),
-                    param_dims.clone(),
-                    DataType::Float,
-                    scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
-                );
-                let zero = raw_tensor(
-                    zero_name.clone(),
-                    param_dims,
-                    DataType::Int8,
-                    vec![0; scales.len()],
-                );
+                let stored = tensor_head(stored_name.clone(), tensor.dims.clone(), DataType::Int8);
+                let scale = tensor_head(scale_name.clone(), param_dims.clone(), DataType::Float);
+                let mut zero = tensor_head(zero_name.clone(), param_dims, DataType::Int8);
+                zero.raw_data = vec![0; scales];
+                let per_channel = self.variant == OnnxVariant::Int8PerChannel;
                 let node = NodeProto {
                     input: vec![stored_name, scale_name, zero_name],
                     output: vec![tensor.name.clone()],
                     name: names.fresh(&format!("{}_DequantizeLinear", tensor.name)),
                     op_type: "DequantizeLinear".into(),
-                    attribute: axis_attr
-                        .map(|a| int_attribute("axis", a))
+                    attribute: per_channel
+                        .then(|| int_attribute("axis", axis as i64))
                         .into_iter()
                         .collect(),
                     ..NodeProto::default()
                 };
-                (stored, vec![scale, zero], node, n * 4)
+                Conversion {
+                    stored,
+                    params: Some((scale, zero)),
+                    node,
+                    elements: n,
+                    axis: per_channel.then_some(axis),
+                    variant: self.variant,
+                }
             }
         };
-        let (mut stored, params, node, bytes_before) = converted;
-        stored.doc_string = std::mem::take(&mut tensor.doc_string);
+        conversion.stored.doc_string = tensor.doc_string.clone();
         out.converted += 1;
-        out.bytes_before += bytes_before as u64;
+        out.nodes_added += 1;
+        out.bytes_before += (n * 4) as u64;
         out.bytes_after +=
-            tensor_data_bytes(&stored) + params.iter().map(tensor_data_bytes).sum::<u64>();
+            (conversion.stored_bytes() + conversion.scale_bytes() + conversion.scales()) as u64;
+        Ok(Some(conversion))
+    }
+
+    /// What the plans add up to.
+    pub fn finish(mut self) -> Rewrite {
+        self.out.finish();
+        self.out
+    }
+}
+
+/// Converts the qualifying initializers of `graph` for `variant`, in memory.
+pub(super) fn rewrite(graph: &mut GraphProto, variant: OnnxVariant) -> Result<Rewrite, String> {
+    let mut planner = Planner::new(graph, variant);
+    let mut added_nodes = Vec::new();
+    let mut added_initializers = Vec::new();
+    for tensor in &mut graph.initializer {
+        let Some(conversion) = planner.plan(tensor, &tensor.raw_data)? else {
+            continue;
+        };
+        let values = F32Values::of(tensor, &tensor.raw_data, conversion.elements)?.to_vec();
+        let (data, scale_data) = conversion.apply(&values)?;
+        drop(values);
+        let Conversion {
+            mut stored,
+            params,
+            node,
+            ..
+        } = conversion;
+        stored.raw_data = data;
         *tensor = stored;
-        added_initializers.extend(params);
+        if let Some((mut scale, zero)) = params {
+            scale.raw_data = scale_data;
+            added_initializers.extend([scale, zero]);
+        }
         added_nodes.push(node);
     }
-    out.nodes_added = added_nodes.len();
     graph.initializer.extend(added_initializers);
     added_nodes.append(&mut graph.node);
     graph.node = added_nodes;
-    out.finish();
-    Ok(out)
+    Ok(planner.finish())
 }
 
 /// Structural checks of a graph: every value is produced once (initializers and node outputs),

@@ -97,7 +97,12 @@ pub fn dequantize_per_channel(
 /// Whether every value survives float16 storage: finite and within ±[`F16_MAX`] (larger
 /// values would become infinities).
 pub fn fits_f16(values: &[f32]) -> bool {
-    values.iter().all(|x| x.is_finite() && x.abs() <= F16_MAX)
+    values.iter().all(|&x| fits_f16_value(x))
+}
+
+/// Whether `x` survives float16 storage (see [`fits_f16`]).
+pub fn fits_f16_value(x: f32) -> bool {
+    x.is_finite() && x.abs() <= F16_MAX
 }
 
 /// Values as little-endian float16 bytes (round to nearest even).

@@ -24,6 +24,7 @@
 
 mod embedder;
 mod error;
+mod network;
 pub mod piper;
 mod runtime;
 mod storage;
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 pub use embedder::{EmbedderOptions, MiniLmEmbedder, DEFAULT_MAX_TOKENS};
 pub use error::OnnxError;
+pub use network::OnnxNetwork;
 pub mod providers;
 
 pub use providers::{ExecutionProvider, Placement, ProviderReport, SkippedProvider};

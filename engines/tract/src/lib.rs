@@ -6,6 +6,7 @@
 
 mod error;
 mod models_dir;
+pub mod network;
 pub mod ocr;
 mod plan;
 pub mod vad;

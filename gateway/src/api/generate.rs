@@ -27,7 +27,6 @@ use super::chat_media::{self, MediaKind, MediaPart};
 use super::wire::{self, parse_json};
 use crate::error::ApiError;
 use crate::pipeline::PipelineTrace;
-use crate::services::vision::OCR_ENGINE;
 use crate::state::AppState;
 use base64::Engine as _;
 
@@ -538,6 +537,7 @@ async fn resolve_media(
                     .await
                     .map_err(|e| ApiError::from_engine(e, retry_after))?;
                 let limits = state.image_limits();
+                let engine = model.engine;
                 let data = Arc::clone(&part.data);
                 let param = part.param.clone();
                 let ledger = std::mem::take(&mut trace.ledger);
@@ -546,7 +546,11 @@ async fn resolve_media(
                 let (lines, ledger) = tokio::task::spawn_blocking(move || {
                     let _entered = span.enter();
                     let lines = crate::services::vision::read_image(
-                        &model, &data, &limits, &ledger, &param,
+                        &model.model,
+                        &data,
+                        &limits,
+                        &ledger,
+                        &param,
                     );
                     (lines, ledger)
                 })
@@ -555,7 +559,7 @@ async fn resolve_media(
                 trace.ledger = ledger;
                 let lines = lines.map_err(|e| ApiError::from_engine(e, retry_after))?;
                 let text = switchyard_engine_tract::ocr::join_text(&lines);
-                trace.step("ocr", &model_id, OCR_ENGINE, started, Some(&text));
+                trace.step("ocr", &model_id, engine, started, Some(&text));
                 texts.push(chat_media::grounding(MediaKind::Image, index, &text));
             }
             MediaKind::Audio => {

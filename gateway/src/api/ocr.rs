@@ -21,7 +21,7 @@ use tracing::Instrument;
 use super::body_bytes;
 use crate::error::ApiError;
 use crate::pipeline::PipelineTrace;
-use crate::services::vision::{read_image, OCR_ENGINE};
+use crate::services::vision::read_image;
 use crate::state::AppState;
 
 /// `POST /v1/images/ocr`.
@@ -61,9 +61,10 @@ pub(super) async fn ocr(
         let limits = state.image_limits();
         let trace = PipelineTrace::new(&decision.pipeline);
         let started = Instant::now();
+        let engine = model.engine;
         let (lines, trace) = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let lines = read_image(&model, &image, &limits, &trace.ledger, "image");
+            let lines = read_image(&model.model, &image, &limits, &trace.ledger, "image");
             (lines, trace)
         })
         .await
@@ -71,7 +72,7 @@ pub(super) async fn ocr(
         let mut trace = trace;
         let lines = lines.map_err(|e| ApiError::from_engine(e, retry_after))?;
         let text = switchyard_engine_tract::ocr::join_text(&lines);
-        trace.step("ocr", &decision.model, OCR_ENGINE, started, Some(&text));
+        trace.step("ocr", &decision.model, engine, started, Some(&text));
         trace.record(&state.metrics);
         let lines: Vec<Value> = lines
             .iter()
@@ -85,7 +86,7 @@ pub(super) async fn ocr(
             "switchyard": trace.json(),
         }))
         .into_response();
-        super::add_route_header(&mut response, &decision, OCR_ENGINE);
+        super::add_route_header(&mut response, &decision, engine);
         trace.add_header(&mut response);
         Ok::<_, ApiError>(response)
     }

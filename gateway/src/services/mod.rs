@@ -18,13 +18,37 @@ use tokio::sync::OnceCell;
 /// The engine (`family/device`) that serves a non-LLM model, from its tasks and format; `None`
 /// for models the LLM engines serve (GGUF) and for runtimes.
 pub fn media_engine(manifest: &Manifest) -> Option<&'static str> {
+    media_engine_on(manifest, None)
+}
+
+/// [`media_engine`] under `device`: OCR runs on ONNX Runtime (`onnx/cpu` here, the provider
+/// actually used once loaded) when the profile lists an `onnx/*` engine before `tract/cpu`
+/// for it.
+pub fn media_engine_on(
+    manifest: &Manifest,
+    device: Option<&DeviceProfile>,
+) -> Option<&'static str> {
     let has = |task: &str| manifest.tasks.iter().any(|t| t == task);
     match manifest.format.as_str() {
+        "onnx" if has("ocr") && device.is_some_and(ocr_on_onnx) => Some("onnx/cpu"),
         "onnx" if has("ocr") || has("vad") => Some("tract/cpu"),
         "onnx" if has("tts") || has("embedding") => Some("onnx/cpu"),
         "ctranslate2" | "ggml" if has("stt") => Some("whisper.cpp/cpu"),
         _ => None,
     }
+}
+
+/// Whether `device` puts an ONNX Runtime engine before tract for OCR.
+pub fn ocr_on_onnx(device: &DeviceProfile) -> bool {
+    device
+        .preference(Task::Ocr)
+        .and_then(|p| {
+            p.engines
+                .iter()
+                .map(|e| e.split('/').next().unwrap_or(e.as_str()))
+                .find(|family| matches!(*family, "onnx" | "tract"))
+        })
+        .is_some_and(|family| family == "onnx")
 }
 
 /// Models of one kind, loaded once per id.
@@ -102,8 +126,10 @@ pub struct Services {
     /// ONNX Runtime execution providers per task, from the device profile's `[[prefer]]`
     /// order (`onnx/tensorrt`, `onnx/cuda`, `onnx/cpu`, `onnx/coreml`).
     pub(crate) placements: HashMap<Task, Placement>,
+    /// OCR runs on ONNX Runtime (the profile lists `onnx/*` before `tract/cpu` for it).
+    pub(crate) ocr_on_onnx: bool,
     pub(crate) embedders: LoadedOnce<switchyard_engine_onnx::MiniLmEmbedder>,
-    pub(crate) ocr: LoadedOnce<switchyard_engine_tract::ocr::OcrModel>,
+    pub(crate) ocr: LoadedOnce<vision::OcrService>,
     pub(crate) vad: LoadedOnce<switchyard_engine_tract::vad::VadModel>,
     pub(crate) stt: LoadedOnce<switchyard_engine_whisper::WhisperHost>,
     pub(crate) tts: LoadedOnce<switchyard_engine_onnx::piper::PiperVoice>,
@@ -117,6 +143,7 @@ impl Services {
             models_dir,
             threads: threads.max(1),
             placements: HashMap::new(),
+            ocr_on_onnx: false,
             embedders: LoadedOnce::new(),
             ocr: LoadedOnce::new(),
             vad: LoadedOnce::new(),
@@ -133,6 +160,7 @@ impl Services {
                 .map_err(|e| anyhow::anyhow!("device profile {}: {e}", device.name))?;
             self.placements.insert(preference.task, placement);
         }
+        self.ocr_on_onnx = ocr_on_onnx(device);
         Ok(self)
     }
 
@@ -168,9 +196,18 @@ impl Services {
                 provider: None,
             }));
         };
-        add(self.ocr.loaded_ids(), vision::OCR_ENGINE);
         add(self.vad.loaded_ids(), speech::VAD_ENGINE);
         add(self.stt.loaded_ids(), speech::STT_ENGINE);
+        for (id, model) in self.ocr.loaded_models() {
+            loaded.push(match &model.provider {
+                Some(report) => LoadedService::onnx(id, report),
+                None => LoadedService {
+                    id,
+                    engine: model.engine,
+                    provider: None,
+                },
+            });
+        }
         for (id, model) in self.embedders.loaded_models() {
             loaded.push(LoadedService::onnx(id, model.provider_report()));
         }

@@ -14,15 +14,18 @@ pub use db_postprocess::DbOptions;
 pub use line::{join_text, OcrLine, OcrOptions};
 
 use std::path::Path;
+use std::sync::Arc;
 
-use switchyard_core::{CopyLedger, DType, Tensor};
+use switchyard_core::{CopyLedger, DType, F32Network, Tensor};
 
 use crate::error::TractError;
+use crate::network::TractNetwork;
 use detector::Detector;
 use recognizer::Recognizer;
 use resize::RgbView;
 
-/// A loaded PP-OCR detector + recognizer pair. Immutable and `Send + Sync`: one model
+/// A loaded PP-OCR detector + recognizer pair (on tract by default, or on any engine's
+/// [`F32Network`]). Immutable and `Send + Sync`: one model
 /// serves several threads at once.
 #[derive(Debug, Clone)]
 pub struct OcrModel {
@@ -35,9 +38,22 @@ impl OcrModel {
     /// Loads and optimizes the detector (`det`) and recognizer (`rec`, whose alphabet is read
     /// from its `character` metadata), with default options.
     pub fn load(det: &Path, rec: &Path) -> Result<Self, TractError> {
+        let detector = TractNetwork::load(det, "ocr detector")?;
+        detector.warm([1, 3, 480, 640])?;
+        let recognizer = TractNetwork::load(rec, "ocr recognizer")?;
+        Self::with_networks(Arc::new(detector), Arc::new(recognizer), rec)
+    }
+
+    /// The OCR pipeline over networks any engine runs (e.g. ONNX Runtime on the device
+    /// profile's execution provider); `rec_path` names the recognizer in errors.
+    pub fn with_networks(
+        detector: Arc<dyn F32Network>,
+        recognizer: Arc<dyn F32Network>,
+        rec_path: &Path,
+    ) -> Result<Self, TractError> {
         Ok(Self {
-            detector: Detector::load(det, (640, 480))?,
-            recognizer: Recognizer::load(rec)?,
+            detector: Detector::new(detector),
+            recognizer: Recognizer::new(recognizer, rec_path)?,
             options: OcrOptions::default(),
         })
     }
