@@ -41,6 +41,9 @@ pub fn choose(
     let roles: Vec<String> = match (family_name, manifest.format.as_str()) {
         ("llama.cpp", "gguf") => vec!["model".to_owned()],
         ("onnx" | "tract", "onnx") => onnx_roles(manifest),
+        ("whisper.cpp", _) if manifest.artifact(WHISPER_ROLE).is_some() => {
+            vec![WHISPER_ROLE.to_owned()]
+        }
         _ => return Vec::new(),
     };
     let preference = task_of(manifest).and_then(|task| device.preference(task));
@@ -60,6 +63,9 @@ pub fn choose(
         })
         .collect()
 }
+
+/// The whisper.cpp (GGML) file of a speech model; its variants are `whisper.cpp.<type>`.
+const WHISPER_ROLE: &str = "whisper.cpp";
 
 /// One candidate file for a role.
 struct Candidate<'a> {
@@ -84,10 +90,11 @@ fn choose_role(
             .clone()
             .or_else(|| source_precision(manifest, role))
             .unwrap_or_else(|| {
-                if manifest.format == "onnx" {
-                    "fp32"
-                } else {
-                    "unknown"
+                match (manifest.format.as_str(), role) {
+                    ("onnx", _) => "fp32",
+                    // The converter writes Whisper's GGML file in F16.
+                    (_, WHISPER_ROLE) => "fp16",
+                    _ => "unknown",
                 }
                 .to_owned()
             })
@@ -104,7 +111,7 @@ fn choose_role(
         let precision = source.precision.clone().unwrap_or_else(source_precision);
         let reason = match precisions.first() {
             Some(first) if *first != precision => format!(
-                "source file ({precision}); profile {profile} prefers {first}: `switchyard-convert build --profile {profile} --model {}` makes it",
+                "source file ({precision}); profile {profile} prefers {first}: `switchyard-convert plan --profile {profile} --model {}` says how to make it",
                 manifest.id
             ),
             _ => format!("source file ({precision})"),
@@ -187,6 +194,12 @@ fn variants_of<'a>(manifest: &'a Manifest, role: &str) -> Vec<Candidate<'a>> {
                     _ => "int8".to_owned(),
                 });
                 (precision, Some(variant))
+            } else if role == WHISPER_ROLE {
+                let target = a.role.strip_prefix("whisper.cpp.")?;
+                (
+                    a.precision.clone().unwrap_or_else(|| target.to_owned()),
+                    None,
+                )
             } else if role == "model" && manifest.format == "gguf" {
                 let target = a.role.strip_prefix("gguf.")?;
                 (
@@ -308,7 +321,7 @@ mod tests {
         // The recognizer has no variant: its source serves, and the reason says what to build.
         assert_eq!(nano[1].chosen, "recognizer");
         assert!(
-            nano[1].reason.contains("switchyard-convert build"),
+            nano[1].reason.contains("switchyard-convert plan"),
             "{}",
             nano[1].reason
         );
@@ -324,6 +337,27 @@ mod tests {
             serving.artifact("recognizer").unwrap().path,
             PathBuf::from("rec.onnx")
         );
+    }
+
+    #[test]
+    fn whisper_takes_its_q8_0_file_when_the_profile_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = ocr_manifest(dir.path(), &[]);
+        manifest.tasks = vec!["stt".into()];
+        manifest.format = "ctranslate2".into();
+        manifest.artifacts = vec![
+            artifact("whisper.cpp", "ggml-model.bin", None),
+            artifact("whisper.cpp.q8_0", "ggml-model.q8_0.bin", Some("q8_0")),
+        ];
+        for a in &manifest.artifacts {
+            std::fs::write(dir.path().join(&a.path), b"x").unwrap();
+        }
+        let cpu = choose(&profile("cpu-x86"), &manifest, "whisper.cpp");
+        assert_eq!(cpu[0].chosen, "whisper.cpp.q8_0", "{cpu:?}");
+        // Jetson asks fp16 first: the converter's F16 file.
+        let jetson = choose(&profile("jetson-agx-orin-64gb"), &manifest, "whisper.cpp");
+        assert_eq!(jetson[0].chosen, "whisper.cpp");
+        assert_eq!(jetson[0].precision, "fp16");
     }
 
     #[test]

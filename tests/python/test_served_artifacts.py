@@ -149,7 +149,7 @@ def test_the_profiles_variants_are_loaded_and_reported(variant_gateway) -> None:
         )
 
 
-def test_without_variants_the_source_serves_and_the_reason_says_how_to_build(tmp_path) -> None:
+def test_without_variants_the_source_serves_and_the_reason_says_what_to_run(tmp_path) -> None:
     profile = variant_profile(tmp_path)
     config = f'profile = "{profile}"\n' + GATEWAY_CONFIG
     models = tmp_path / "models"
@@ -165,7 +165,7 @@ def test_without_variants_the_source_serves_and_the_reason_says_how_to_build(tmp
         health = httpx.get(f"{base}/health", timeout=30).json()
         det = served(health, OCR)["detector"]
         assert det["chosen"] == "detector" and det["precision"] == "fp32", det
-        assert "switchyard-convert build --profile cpu-x86-variants" in det["reason"], det
+        assert "switchyard-convert plan --profile cpu-x86-variants" in det["reason"], det
     finally:
         stop_gateway(gw)
 
