@@ -26,7 +26,7 @@ pub enum MediaError {
     /// The bytes are not one of the audio containers we decode (detected from the content,
     /// never from the file name).
     #[error(
-        "not a recognised audio file: expected WAV, MP3, FLAC or Ogg Vorbis (the format is \
+        "not a recognised audio file: expected WAV, MP3, FLAC, Ogg Vorbis or Ogg Opus (the format is \
          detected from the file's bytes, not its name)"
     )]
     UnrecognizedAudio,
@@ -96,7 +96,9 @@ pub enum MediaError {
         given: String,
     },
     /// A known audio format we cannot encode.
-    #[error("encoding audio as {format} is not supported; supported formats: wav, pcm")]
+    #[error(
+        "encoding audio as {format} is not supported; supported formats: wav, pcm, mp3, opus, flac"
+    )]
     UnsupportedEncoding {
         /// The format asked for.
         format: &'static str,

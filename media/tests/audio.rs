@@ -106,7 +106,7 @@ fn empty_and_unrecognised_inputs_are_refused() {
     assert_eq!(err, MediaError::UnrecognizedAudio);
     assert!(err
         .to_string()
-        .contains("expected WAV, MP3, FLAC or Ogg Vorbis"));
+        .contains("expected WAV, MP3, FLAC, Ogg Vorbis or Ogg Opus"));
     let too_large = AudioLimits {
         max_bytes: 100,
         ..limits()
@@ -282,9 +282,9 @@ fn format_names_parse_and_unsupported_encodings_say_what_is_supported() {
         err.to_string(),
         "unknown audio format 'ogg'; expected one of: wav, pcm, flac, mp3, opus, aac"
     );
-    let err = audio::encode(&[0.0; 10], 16_000, AudioFormat::Mp3).unwrap_err();
+    let err = audio::encode(&[0.0; 10], 16_000, AudioFormat::Aac).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "encoding audio as mp3 is not supported; supported formats: wav, pcm"
+        "encoding audio as aac is not supported; supported formats: wav, pcm, mp3, opus, flac"
     );
 }

@@ -95,15 +95,21 @@ fn audio_out(
             )
         })?;
     }
+    // OpenAI's chat names: `pcm16` is the speech API's `pcm` (24 kHz s16le).
     let format = match audio.get("format").and_then(serde_json::Value::as_str) {
-        Some("wav") => switchyard_media::AudioFormat::Wav,
-        Some("pcm16") => switchyard_media::AudioFormat::Pcm,
-        other => {
-            return Err(ApiError::bad_request(
-                format!("audio.format {other:?} is not supported here (wav, pcm16)"),
-                Some("audio.format"),
-            ))
-        }
+        Some("pcm16") => Some(switchyard_media::AudioFormat::Pcm),
+        Some("pcm") => None,
+        Some(name) => switchyard_media::AudioFormat::parse(name)
+            .ok()
+            .filter(|f| f.is_supported()),
+        None => None,
+    };
+    let Some(format) = format else {
+        let given = audio.get("format").and_then(serde_json::Value::as_str);
+        return Err(ApiError::bad_request(
+            format!("audio.format {given:?} is not supported here (wav, mp3, opus, flac, pcm16)"),
+            Some("audio.format"),
+        ));
     };
     if stream && format != switchyard_media::AudioFormat::Pcm {
         return Err(ApiError::bad_request(

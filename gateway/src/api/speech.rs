@@ -1,9 +1,26 @@
 //! `POST /v1/audio/speech`: OpenAI's text-to-speech API over the Piper voice.
 //!
-//! The input is synthesised sentence by sentence. `pcm` (24 kHz s16le, OpenAI's definition)
-//! streams each sentence's audio as soon as it is made; `wav` is sent whole once the last
-//! sentence is done, so that its header carries the true length every decoder expects.
+//! The input is synthesised sentence by sentence and every format is streamed as it is
+//! produced: each sentence's audio is encoded and sent before the next one is spoken, and a
+//! client that goes away stops the synthesis. `response_format`:
+//!
+//! - `wav`: 16-bit mono at the voice's rate. Streamed, the header goes first with its RIFF and
+//!   `data` sizes set to `0xFFFFFFFF` ("unknown", as ffmpeg writes to a pipe and as OpenAI's
+//!   streamed WAV does); symphonia (our own `/v1/audio/transcriptions`), ffmpeg, libsndfile
+//!   and Python's `wave` read such a file to its end (`wave`'s `getnframes()` then reports
+//!   the placeholder, not the length). A one-sentence input is sent with exact sizes.
+//! - `pcm`: raw s16le at 24 kHz (OpenAI's definition), no header.
+//! - `mp3`: LAME, 64 kbit/s CBR, MP3 frames as they are completed.
+//! - `opus`: Opus at 32 kbit/s in Ogg, one closed Ogg page per sentence.
+//! - `flac`: 16-bit; streamed with STREAMINFO lengths "unknown" (0), one frame per 4096
+//!   samples; a one-sentence input gets an exact STREAMINFO.
+//! - `aac`: refused (400): no maintained encoder.
+//!
+//! `stream_format: "sse"` sends the same bytes base64-encoded in `speech.audio.delta` events
+//! (one per sentence) and ends with `speech.audio.done`, whose usage counts the phoneme ids fed
+//! to the voice model as `input_tokens` and 20 ms frames of produced audio as `output_tokens`.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,13 +28,16 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures::Stream;
 use serde::Deserialize;
 use serde_json::Value;
 use switchyard_engine_onnx::piper::{
     sentences, PiperVoice, SynthesisOptions, MAX_SPEED, MIN_SPEED,
 };
-use switchyard_media::AudioFormat;
+use switchyard_media::{AudioFormat, StreamEncoder};
 use switchyard_router::Endpoint;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -76,11 +96,21 @@ pub(crate) fn check_voice(voice: &Value) -> Result<(), ApiError> {
     ))
 }
 
+/// How the audio is sent (`stream_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamFormat {
+    /// The encoded bytes as the response body.
+    Audio,
+    /// Server-sent events with base64 audio deltas and a final usage event.
+    Sse,
+}
+
 /// The validated request.
 struct Speech {
     sentences: Vec<String>,
     format: AudioFormat,
     speed: f32,
+    stream: StreamFormat,
 }
 
 fn validate(request: &SpeechRequest, max_chars: usize) -> Result<Speech, ApiError> {
@@ -101,8 +131,9 @@ fn validate(request: &SpeechRequest, max_chars: usize) -> Result<Speech, ApiErro
         .ok_or_else(|| {
             ApiError::bad_request(
                 format!(
-                    "response_format '{}' is not supported here (wav, pcm)",
-                    request.response_format.as_deref().unwrap_or_default()
+                    "response_format '{}' is not supported here ({})",
+                    request.response_format.as_deref().unwrap_or_default(),
+                    AudioFormat::encodable_names()
                 ),
                 Some("response_format"),
             )
@@ -114,16 +145,16 @@ fn validate(request: &SpeechRequest, max_chars: usize) -> Result<Speech, ApiErro
             Some("speed"),
         ));
     }
-    if request
-        .stream_format
-        .as_deref()
-        .is_some_and(|f| f != "audio")
-    {
-        return Err(ApiError::bad_request(
-            "stream_format 'sse' is not supported; audio is streamed as raw bytes (pcm)",
-            Some("stream_format"),
-        ));
-    }
+    let stream = match request.stream_format.as_deref() {
+        None | Some("audio") => StreamFormat::Audio,
+        Some("sse") => StreamFormat::Sse,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                format!("stream_format '{other}' is not one of audio, sse"),
+                Some("stream_format"),
+            ))
+        }
+    };
     if request
         .instructions
         .as_deref()
@@ -135,32 +166,28 @@ fn validate(request: &SpeechRequest, max_chars: usize) -> Result<Speech, ApiErro
         sentences: sentences(&request.input),
         format,
         speed,
+        stream,
     })
 }
 
-/// Speaks one sentence; `f` reads the samples where ONNX Runtime wrote them.
+/// Speaks one sentence; `f` reads the samples where ONNX Runtime wrote them. Also returns the
+/// number of phoneme ids the model was fed.
 fn with_sentence<T>(
     voice: &PiperVoice,
     sentence: &str,
     speed: f32,
     f: impl FnOnce(&[f32]) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    let audio = voice
-        .synthesize(sentence, &SynthesisOptions { speed })
+) -> Result<(T, usize), ApiError> {
+    let synthesis = voice
+        .synthesize_with_stats(sentence, &SynthesisOptions { speed })
         .map_err(|e| {
             ApiError::bad_request(format!("cannot speak this input: {e}"), Some("input"))
         })?;
-    f(audio
+    let samples = synthesis
+        .audio
         .as_slice::<f32>()
-        .map_err(|e| ApiError::internal(e.to_string()))?)
-}
-
-/// Synthesises one sentence and encodes it.
-fn speak(voice: &PiperVoice, sentence: &str, speech: &Speech) -> Result<Vec<u8>, ApiError> {
-    with_sentence(voice, sentence, speech.speed, |samples| {
-        switchyard_media::audio::encode(samples, voice.sample_rate(), speech.format)
-            .map_err(|e| ApiError::internal(e.to_string()))
-    })
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((f(samples)?, synthesis.phoneme_ids))
 }
 
 /// Synthesises every sentence into one buffer of samples.
@@ -171,13 +198,82 @@ pub(crate) fn speak_all(
 ) -> Result<Vec<f32>, ApiError> {
     let mut all = Vec::new();
     for sentence in sentences {
-        // Joining the sentences is the one copy of this pipeline; it is what a WAV needs.
+        // Joining the sentences is the one copy of this pipeline; a whole file needs it.
         with_sentence(voice, sentence, speed, |samples| {
             all.extend_from_slice(samples);
             Ok(())
         })?;
     }
     Ok(all)
+}
+
+/// What the synthesis thread hands the response.
+enum Produced {
+    /// Encoded audio ready to send.
+    Audio(Vec<u8>),
+    /// All audio sent; `speech.audio.done`'s usage.
+    Done(SpeechUsage),
+    /// Synthesis or encoding failed.
+    Failed(ApiError),
+}
+
+/// Usage of one synthesis (see the module documentation for what is counted).
+#[derive(Debug, Clone, Copy, Default)]
+struct SpeechUsage {
+    /// Phoneme ids fed to the voice model (BOS/EOS and padding included).
+    input_tokens: usize,
+    /// 20 ms frames of audio produced.
+    output_tokens: usize,
+}
+
+/// 20 ms frames in `samples` at `rate` (rounded up).
+fn audio_frames(samples: usize, rate: u32) -> usize {
+    let frame = (rate as usize / 50).max(1);
+    samples.div_ceil(frame)
+}
+
+fn media_error(e: switchyard_media::MediaError) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// Synthesises and encodes sentence by sentence, sending each piece as soon as it is ready.
+/// `Ok(false)`: the client went away (the receiver was dropped) and synthesis stopped.
+fn produce(
+    voice: &PiperVoice,
+    speech: &Speech,
+    tx: &mpsc::Sender<Produced>,
+) -> Result<bool, ApiError> {
+    let rate = voice.sample_rate();
+    let mut usage = SpeechUsage::default();
+    let send =
+        |bytes: Vec<u8>| bytes.is_empty() || tx.blocking_send(Produced::Audio(bytes)).is_ok();
+    if let [only] = &speech.sentences[..] {
+        // One sentence: one whole file, with exact lengths in its header.
+        let (bytes, ids) = with_sentence(voice, only, speech.speed, |samples| {
+            usage.output_tokens += audio_frames(samples.len(), rate);
+            switchyard_media::audio::encode(samples, rate, speech.format).map_err(media_error)
+        })?;
+        usage.input_tokens += ids;
+        if !send(bytes) {
+            return Ok(false);
+        }
+    } else {
+        let mut encoder = StreamEncoder::new(speech.format, rate).map_err(media_error)?;
+        for sentence in &speech.sentences {
+            let (bytes, ids) = with_sentence(voice, sentence, speech.speed, |samples| {
+                usage.output_tokens += audio_frames(samples.len(), rate);
+                encoder.push(samples).map_err(media_error)
+            })?;
+            usage.input_tokens += ids;
+            if !send(bytes) {
+                return Ok(false);
+            }
+        }
+        if !send(encoder.finish().map_err(media_error)?) {
+            return Ok(false);
+        }
+    }
+    Ok(tx.blocking_send(Produced::Done(usage)).is_ok())
 }
 
 /// `POST /v1/audio/speech`.
@@ -193,17 +289,16 @@ pub(super) async fn speech(
         let decision = super::route::route_body(&state, Endpoint::AudioSpeech, &body, &headers).await?;
         let retry_after = state.config.limits.retry_after_seconds;
         let entry = super::model_entry(&state, &decision.model)?;
-        let span = tracing::info_span!("speech", model = %decision.model, sentences = speech.sentences.len());
+        let span = tracing::info_span!("speech", model = %decision.model, sentences = speech.sentences.len(), format = speech.format.name());
         let voice = state
             .services
             .tts(&entry.manifest)
             .instrument(span.clone())
             .await
             .map_err(|e| ApiError::from_engine(e, retry_after))?;
-        let content_type = HeaderValue::from_static(speech.format.content_type());
         let engine = voice.execution_provider().engine_label();
         let started = Instant::now();
-        // The step ends when the last sentence is spoken (for pcm, after the response head).
+        // The step ends when the last sentence is spoken and encoded.
         let record = {
             let state = Arc::clone(&state);
             let (model, pipeline) = (decision.model.clone(), decision.pipeline.clone());
@@ -213,24 +308,35 @@ pub(super) async fn speech(
                 trace.record(&state.metrics);
             }
         };
-        let mut response = match speech.format {
-            AudioFormat::Pcm => stream_pcm(voice, speech, span, record),
-            _ => {
-                let rate = voice.sample_rate();
-                let format = speech.format;
-                let bytes = tokio::task::spawn_blocking(move || {
-                    let _entered = span.enter();
-                    let samples = speak_all(&voice, &speech.sentences, speech.speed)?;
-                    switchyard_media::audio::encode(&samples, rate, format)
-                        .map_err(|e| ApiError::internal(e.to_string()))
-                })
-                .await
-                .map_err(|e| ApiError::internal(format!("speech task failed: {e}")))??;
-                record();
-                bytes.into_response()
+        let (format, stream_format) = (speech.format, speech.stream);
+        let (tx, mut rx) = mpsc::channel::<Produced>(2);
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            match produce(&voice, &speech, &tx) {
+                Ok(true) => record(),
+                Ok(false) => tracing::debug!("speech client went away; synthesis stopped"),
+                Err(e) => {
+                    let _ = tx.blocking_send(Produced::Failed(e));
+                }
             }
+        });
+        // The first piece decides the status: an input the voice cannot speak is still a 400.
+        let first = match rx.recv().await {
+            Some(Produced::Failed(e)) => return Err(e),
+            Some(first) => first,
+            None => return Err(ApiError::internal("speech task ended without audio")),
         };
-        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        let mut response = match stream_format {
+            StreamFormat::Audio => {
+                let mut response = Body::from_stream(audio_body(first, rx)).into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                );
+                response
+            }
+            StreamFormat::Sse => Sse::new(sse_events(first, rx)).into_response(),
+        };
         super::add_route_header(&mut response, &decision, engine);
         Ok::<_, ApiError>(response)
     }
@@ -238,27 +344,63 @@ pub(super) async fn speech(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Streams raw PCM sentence by sentence; a client that goes away stops the synthesis.
-fn stream_pcm(
-    voice: Arc<PiperVoice>,
-    speech: Speech,
-    span: tracing::Span,
-    done: impl FnOnce() + Send + 'static,
-) -> Response {
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        for sentence in &speech.sentences {
-            let chunk =
-                speak(&voice, sentence, &speech).map_err(|e| std::io::Error::other(e.body_json()));
-            let failed = chunk.is_err();
-            if tx.blocking_send(chunk).is_err() || failed {
-                return;
+/// The response body of `stream_format: "audio"`: the encoded bytes; a failure after the first
+/// piece ends the body with an error (the client sees a broken transfer).
+fn audio_body(
+    first: Produced,
+    mut rx: mpsc::Receiver<Produced>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    async_stream::stream! {
+        let mut next = Some(first);
+        while let Some(piece) = next.take() {
+            match piece {
+                Produced::Audio(bytes) => yield Ok(Bytes::from(bytes)),
+                Produced::Done(_) => break,
+                Produced::Failed(e) => {
+                    yield Err(std::io::Error::other(e.body_json()));
+                    break;
+                }
             }
+            next = rx.recv().await;
         }
-        done();
-    });
-    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response()
+    }
+}
+
+/// The events of `stream_format: "sse"`: `speech.audio.delta` per piece, then
+/// `speech.audio.done` with usage (or an OpenAI error body if synthesis failed).
+fn sse_events(
+    first: Produced,
+    mut rx: mpsc::Receiver<Produced>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    async_stream::stream! {
+        let mut next = Some(first);
+        while let Some(piece) = next.take() {
+            let json = match piece {
+                Produced::Audio(bytes) => serde_json::json!({
+                    "type": "speech.audio.delta",
+                    "audio": base64::engine::general_purpose::STANDARD.encode(bytes),
+                }),
+                Produced::Done(usage) => {
+                    let done = serde_json::json!({
+                        "type": "speech.audio.done",
+                        "usage": {
+                            "input_tokens": usage.input_tokens,
+                            "output_tokens": usage.output_tokens,
+                            "total_tokens": usage.input_tokens + usage.output_tokens,
+                        },
+                    });
+                    yield Ok(Event::default().data(done.to_string()));
+                    break;
+                }
+                Produced::Failed(e) => {
+                    yield Ok(Event::default().data(e.body_json()));
+                    break;
+                }
+            };
+            yield Ok(Event::default().data(json.to_string()));
+            next = rx.recv().await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -281,7 +423,7 @@ mod tests {
                 "voice",
             ),
             (
-                serde_json::json!({"model": "auto", "input": "hi", "voice": "joe", "response_format": "mp3"}),
+                serde_json::json!({"model": "auto", "input": "hi", "voice": "joe", "response_format": "aac"}),
                 "response_format",
             ),
             (
@@ -289,7 +431,7 @@ mod tests {
                 "speed",
             ),
             (
-                serde_json::json!({"model": "auto", "input": "hi", "voice": "alloy", "stream_format": "sse"}),
+                serde_json::json!({"model": "auto", "input": "hi", "voice": "alloy", "stream_format": "bogus"}),
                 "stream_format",
             ),
         ];
@@ -307,5 +449,42 @@ mod tests {
             serde_json::json!({"model": "auto", "input": "Hi there. Bye now.", "voice": "alloy"}),
         );
         assert_eq!(validate(&ok, 4096).unwrap().sentences.len(), 2);
+    }
+
+    #[test]
+    fn every_encodable_format_and_both_stream_formats_are_accepted() {
+        for format in ["wav", "pcm", "mp3", "opus", "flac", "MP3"] {
+            for (stream, expected) in [
+                (None, StreamFormat::Audio),
+                (Some("audio"), StreamFormat::Audio),
+                (Some("sse"), StreamFormat::Sse),
+            ] {
+                let r = request(serde_json::json!({
+                    "model": "auto", "input": "Hi.", "voice": "alloy",
+                    "response_format": format, "stream_format": stream,
+                }));
+                let speech = validate(&r, 4096).unwrap();
+                assert_eq!(speech.stream, expected);
+                assert_eq!(speech.format.name(), format.to_ascii_lowercase());
+            }
+        }
+        let aac = request(serde_json::json!({
+            "model": "auto", "input": "Hi.", "voice": "alloy", "response_format": "aac",
+        }));
+        let body = validate(&aac, 4096).err().unwrap().body_json();
+        assert!(
+            body.contains(
+                "response_format 'aac' is not supported here (wav, pcm, mp3, opus, flac)"
+            ),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn output_tokens_are_20_ms_frames() {
+        assert_eq!(audio_frames(0, 22_050), 0);
+        assert_eq!(audio_frames(441, 22_050), 1);
+        assert_eq!(audio_frames(442, 22_050), 2);
+        assert_eq!(audio_frames(22_050, 22_050), 50);
     }
 }

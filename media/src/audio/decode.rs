@@ -7,12 +7,14 @@ use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use tracing::{debug, info_span, warn};
 
+use super::ogg_opus;
 use super::resample::resample_into;
 use super::sniff::{sniff, Container};
+use super::streamed_wav::{unknown_size_patches, Patched};
 use super::{AudioLimits, DecodedAudio, TARGET_RATE};
 use crate::MediaError;
 
@@ -46,7 +48,11 @@ pub fn decode(
         });
     }
     let container = sniff(bytes)?;
-    let pcm = decode_mono(bytes, container, limits)?;
+    let pcm = if container == Container::Ogg && ogg_opus::is_ogg_opus(bytes) {
+        decode_opus(bytes, limits)?
+    } else {
+        decode_mono(bytes, container, limits)?
+    };
     ledger.record("decode", pcm.copied_bytes);
     let samples = resample_into(&pcm.mono, pcm.rate, TARGET_RATE, alloc)?;
     ledger.record("resample", samples.nbytes());
@@ -103,7 +109,17 @@ fn header_error(container: Container, err: SymError) -> MediaError {
 }
 
 fn open(bytes: &[u8], container: Container) -> Result<Box<dyn FormatReader + '_>, MediaError> {
-    let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
+    let patches = match container {
+        Container::Wav => unknown_size_patches(bytes),
+        _ => Vec::new(),
+    };
+    let source: Box<dyn MediaSource + '_> = if patches.is_empty() {
+        Box::new(Cursor::new(bytes))
+    } else {
+        debug!("WAV with unknown sizes (streamed): its data runs to the end of the file");
+        Box::new(Patched::new(bytes, patches))
+    };
+    let mss = MediaSourceStream::new(source, Default::default());
     symphonia::default::get_probe()
         .probe(
             &Hint::new(),
@@ -244,6 +260,26 @@ fn decode_mono(
         codec,
         truncated,
         copied_bytes,
+    })
+}
+
+/// Ogg Opus, which symphonia does not decode (libopus does, at 48 kHz mono).
+fn decode_opus(bytes: &[u8], limits: &AudioLimits) -> Result<MonoPcm, MediaError> {
+    let pcm = ogg_opus::decode(bytes, limits)?;
+    if pcm.truncated {
+        warn!(
+            format = "Ogg Opus",
+            frames = pcm.mono.len(),
+            "audio file is truncated inside its data; decoded the part present"
+        );
+    }
+    Ok(MonoPcm {
+        copied_bytes: std::mem::size_of_val(&pcm.mono[..]),
+        mono: pcm.mono,
+        rate: ogg_opus::OPUS_RATE,
+        channels: pcm.channels,
+        codec: "opus",
+        truncated: pcm.truncated,
     })
 }
 

@@ -1,11 +1,29 @@
-//! Audio encoding for responses (text-to-speech output).
-
-use std::io::Cursor;
+//! Audio encoding for responses (text-to-speech output): a whole clip at once ([`encode`]),
+//! or piece by piece as it is produced ([`StreamEncoder`]).
+//!
+//! | format | codec                      | whole clip                 | streamed                          |
+//! |--------|----------------------------|----------------------------|-----------------------------------|
+//! | `wav`  | 16-bit PCM at the own rate | exact RIFF/`data` sizes    | sizes `0xFFFFFFFF` (unknown)      |
+//! | `pcm`  | s16le, 24 kHz, no header   | resampled                  | each piece resampled on its own   |
+//! | `mp3`  | LAME, CBR 64 kbit/s, mono  | as streamed                | MP3 frames as LAME completes them |
+//! | `opus` | libopus 32 kbit/s in Ogg   | as streamed                | closed Ogg pages of 20 ms packets |
+//! | `flac` | flacenc, 16-bit            | exact STREAMINFO, MD5      | STREAMINFO "unknown" (0) lengths  |
+//! | `aac`  | none (no maintained encoder crate): [`MediaError::UnsupportedEncoding`]   |||
+//!
+//! A streamed file is a valid file at every piece boundary once [`StreamEncoder::finish`]
+//! has appended its tail; the concatenation of all pieces is the whole file.
 
 use tracing::debug_span;
 
 use super::resample::resample;
 use crate::MediaError;
+
+mod flac;
+mod mp3;
+mod ogg_opus;
+mod wav;
+
+pub(crate) use wav::UNKNOWN_SIZE as WAV_UNKNOWN_SIZE;
 
 /// Rate of the raw `pcm` format: OpenAI's `pcm` response format is 24 kHz, 16-bit signed
 /// little-endian, mono, without a header.
@@ -18,13 +36,13 @@ pub enum AudioFormat {
     Wav,
     /// Raw s16le mono at 24 kHz (resampled), no header.
     Pcm,
-    /// FLAC (not encodable yet).
+    /// FLAC, 16-bit mono at the samples' own rate.
     Flac,
-    /// MP3 (not encodable yet).
+    /// MP3 (MPEG-1/2/2.5 layer III), mono, 64 kbit/s CBR.
     Mp3,
-    /// Opus in Ogg (not encodable yet).
+    /// Opus in Ogg, mono, 48 kHz, 32 kbit/s.
     Opus,
-    /// AAC (not encodable yet).
+    /// AAC (not encodable: no maintained encoder crate).
     Aac,
 }
 
@@ -65,14 +83,28 @@ impl AudioFormat {
             AudioFormat::Pcm => "audio/pcm",
             AudioFormat::Flac => "audio/flac",
             AudioFormat::Mp3 => "audio/mpeg",
-            AudioFormat::Opus => "audio/ogg",
+            AudioFormat::Opus => "audio/ogg; codecs=opus",
             AudioFormat::Aac => "audio/aac",
         }
     }
 
-    /// Whether [`encode`] can produce this format.
+    /// Whether [`encode`] and [`StreamEncoder`] can produce this format.
     pub fn is_supported(self) -> bool {
-        matches!(self, AudioFormat::Wav | AudioFormat::Pcm)
+        Self::ENCODABLE.contains(&self)
+    }
+
+    /// The formats that can be encoded, in the order error messages list them.
+    pub const ENCODABLE: [AudioFormat; 5] = [
+        AudioFormat::Wav,
+        AudioFormat::Pcm,
+        AudioFormat::Mp3,
+        AudioFormat::Opus,
+        AudioFormat::Flac,
+    ];
+
+    /// The names of [`AudioFormat::ENCODABLE`], comma-separated (`wav, pcm, mp3, opus, flac`).
+    pub fn encodable_names() -> String {
+        Self::ENCODABLE.map(AudioFormat::name).join(", ")
     }
 }
 
@@ -81,8 +113,20 @@ fn to_i16(x: f32) -> i16 {
     (x.clamp(-1.0, 1.0) * 32767.0).round() as i16
 }
 
-/// Encodes mono `samples` at `rate` Hz. `Wav`: 16-bit PCM WAV at `rate`. `Pcm`: raw s16le at
-/// [`PCM_RATE`] (resampled when `rate` differs). Other formats: [`MediaError::UnsupportedEncoding`].
+/// Resamples to [`PCM_RATE`] when `rate` differs.
+fn pcm_24k(samples: &[f32], rate: u32, out: &mut Vec<u8>) -> Result<(), MediaError> {
+    if rate == PCM_RATE {
+        wav::push_s16(samples, out);
+    } else {
+        wav::push_s16(&resample(samples, rate, PCM_RATE)?, out);
+    }
+    Ok(())
+}
+
+/// Encodes mono `samples` at `rate` Hz as one whole file. `Wav`: 16-bit PCM WAV at `rate`
+/// with exact sizes. `Pcm`: raw s16le at [`PCM_RATE`] (resampled when `rate` differs). `Flac`:
+/// with exact STREAMINFO. `Mp3`, `Opus`: as [`StreamEncoder`] makes them. `Aac`:
+/// [`MediaError::UnsupportedEncoding`].
 pub fn encode(samples: &[f32], rate: u32, format: AudioFormat) -> Result<Vec<u8>, MediaError> {
     let span = debug_span!(
         "media.audio.encode",
@@ -95,39 +139,127 @@ pub fn encode(samples: &[f32], rate: u32, format: AudioFormat) -> Result<Vec<u8>
         return Err(MediaError::InvalidSampleRate { rate });
     }
     match format {
-        AudioFormat::Wav => encode_wav(samples, rate),
+        AudioFormat::Wav => wav::encode(samples, rate),
+        AudioFormat::Flac => flac::encode(samples, rate),
         AudioFormat::Pcm => {
-            let resampled;
-            let at_24k = if rate == PCM_RATE {
-                samples
-            } else {
-                resampled = resample(samples, rate, PCM_RATE)?;
-                &resampled
-            };
-            Ok(at_24k
-                .iter()
-                .flat_map(|x| to_i16(*x).to_le_bytes())
-                .collect())
+            let mut out = Vec::with_capacity(samples.len() * 2);
+            pcm_24k(samples, rate, &mut out)?;
+            Ok(out)
         }
-        other => Err(MediaError::UnsupportedEncoding {
-            format: other.name(),
+        AudioFormat::Mp3 | AudioFormat::Opus => {
+            let mut encoder = StreamEncoder::new(format, rate)?;
+            let mut out = encoder.push(samples)?;
+            out.extend(encoder.finish()?);
+            Ok(out)
+        }
+        AudioFormat::Aac => Err(MediaError::UnsupportedEncoding {
+            format: format.name(),
         }),
     }
 }
 
-fn encode_wav(samples: &[f32], rate: u32) -> Result<Vec<u8>, MediaError> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let encode_err = |e: hound::Error| MediaError::Encode(e.to_string());
-    let mut out = Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
-    let mut writer = hound::WavWriter::new(&mut out, spec).map_err(encode_err)?;
-    for x in samples {
-        writer.write_sample(to_i16(*x)).map_err(encode_err)?;
+enum Codec {
+    Pcm,
+    Wav { header_sent: bool },
+    Mp3(Box<mp3::Mp3Stream>),
+    Opus(Box<ogg_opus::OpusStream>),
+    Flac(Box<flac::FlacStream>),
+}
+
+/// Encodes a clip that is produced piece by piece (e.g. sentence by sentence), handing out
+/// the bytes that are ready after each piece, so that a response can stream them at once.
+///
+/// The concatenation of every [`StreamEncoder::push`] result and the [`StreamEncoder::finish`]
+/// tail is one file of the format. Lengths that a header would need are written as unknown
+/// (WAV: `0xFFFFFFFF`, FLAC: 0); the module documentation lists each format's details.
+pub struct StreamEncoder {
+    codec: Codec,
+    format: AudioFormat,
+    rate: u32,
+}
+
+impl std::fmt::Debug for StreamEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamEncoder")
+            .field("format", &self.format)
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
     }
-    writer.finalize().map_err(encode_err)?;
-    Ok(out.into_inner())
+}
+
+impl StreamEncoder {
+    /// An encoder of mono audio at `rate` Hz into `format`. Errors: a zero rate,
+    /// [`MediaError::UnsupportedEncoding`] for `aac`, and encoder set-up failures.
+    pub fn new(format: AudioFormat, rate: u32) -> Result<Self, MediaError> {
+        if rate == 0 {
+            return Err(MediaError::InvalidSampleRate { rate });
+        }
+        let codec = match format {
+            AudioFormat::Pcm => Codec::Pcm,
+            AudioFormat::Wav => Codec::Wav { header_sent: false },
+            AudioFormat::Mp3 => Codec::Mp3(Box::new(mp3::Mp3Stream::new(rate)?)),
+            AudioFormat::Opus => Codec::Opus(Box::new(ogg_opus::OpusStream::new(rate)?)),
+            AudioFormat::Flac => Codec::Flac(Box::new(flac::FlacStream::new(rate)?)),
+            AudioFormat::Aac => {
+                return Err(MediaError::UnsupportedEncoding {
+                    format: format.name(),
+                })
+            }
+        };
+        Ok(Self {
+            codec,
+            format,
+            rate,
+        })
+    }
+
+    /// The format being written.
+    pub fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    /// Encodes the next piece of audio; returns the bytes ready to send (the header comes
+    /// with the first piece; may be empty when the codec waits for a whole block).
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<u8>, MediaError> {
+        let span = debug_span!(
+            "media.audio.encode_piece",
+            format = self.format.name(),
+            rate = self.rate,
+            frames = samples.len()
+        );
+        let _guard = span.enter();
+        let mut out = Vec::new();
+        match &mut self.codec {
+            Codec::Pcm => pcm_24k(samples, self.rate, &mut out)?,
+            Codec::Wav { header_sent } => {
+                if !*header_sent {
+                    out.extend_from_slice(&wav::header(self.rate, None));
+                    *header_sent = true;
+                }
+                wav::push_s16(samples, &mut out);
+            }
+            Codec::Mp3(s) => s.push(samples, &mut out)?,
+            Codec::Opus(s) => s.push(samples, &mut out)?,
+            Codec::Flac(s) => s.push(samples, &mut out)?,
+        }
+        Ok(out)
+    }
+
+    /// Ends the file: the bytes the encoder still held (the last MP3 frames, the last Opus
+    /// page, the last FLAC block; a bare header when nothing was pushed).
+    pub fn finish(self) -> Result<Vec<u8>, MediaError> {
+        let mut out = Vec::new();
+        match self.codec {
+            Codec::Pcm => {}
+            Codec::Wav { header_sent } => {
+                if !header_sent {
+                    out.extend_from_slice(&wav::header(self.rate, Some(0)));
+                }
+            }
+            Codec::Mp3(s) => s.finish(&mut out)?,
+            Codec::Opus(s) => s.finish(&mut out)?,
+            Codec::Flac(s) => s.finish(&mut out)?,
+        }
+        Ok(out)
+    }
 }

@@ -1,21 +1,27 @@
 //! Audio: decode uploads to 16 kHz mono f32 (written in place into a [`Tensor`] from the
-//! caller's allocator), resample, and encode responses (WAV, raw PCM).
+//! caller's allocator), resample, and encode responses (WAV, raw PCM, MP3, Ogg Opus, FLAC;
+//! whole or streamed piece by piece).
 //!
 //! Containers decoded (detected from the bytes, never from a file name): WAV (PCM, IEEE float,
-//! A-law/µ-law, IMA/MS ADPCM), MP3 (MPEG-1/2 layer III), FLAC and Ogg Vorbis.
+//! A-law/µ-law, IMA/MS ADPCM), MP3 (MPEG-1/2 layer III), FLAC, Ogg Vorbis (symphonia) and Ogg
+//! Opus (libopus: RFC 7845 pre-skip and end trimming applied).
 //!
 //! Truncation policy: a file cut inside its header (or before its first audio frame) is
 //! refused with [`MediaError::Truncated`]. A file cut inside its audio data (e.g. a WAV whose
 //! `data` chunk is shorter than declared) decodes the part that is present, as most players
-//! do; [`DecodedAudio::truncated`] tells the caller it happened.
+//! do; [`DecodedAudio::truncated`] tells the caller it happened. A WAV whose RIFF or `data`
+//! size is `0xFFFFFFFF` or 0 (written by a streaming encoder, ours included, that did not know
+//! the length) is not truncated: its data runs to the end of the file.
 
 mod decode;
 mod encode;
+mod ogg_opus;
 mod resample;
 mod sniff;
+mod streamed_wav;
 
 pub use decode::decode;
-pub use encode::{encode, AudioFormat, PCM_RATE};
+pub use encode::{encode, AudioFormat, StreamEncoder, PCM_RATE};
 pub use resample::{resample, resample_into};
 
 use switchyard_core::Tensor;

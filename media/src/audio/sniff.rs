@@ -13,7 +13,7 @@ pub(crate) enum Container {
 
 impl Container {
     /// Name used in error messages.
-    pub(crate) fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Container::Wav => "WAV",
             Container::Mp3 => "MP3",

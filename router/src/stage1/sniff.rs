@@ -36,7 +36,14 @@ pub enum SniffError {
 /// Recognises images (png, jpeg, webp, gif, bmp, tiff) and audio (wav, mp3, flac, ogg, m4a,
 /// aac) by their leading bytes.
 pub fn sniff(data: &[u8]) -> Option<Sniffed> {
-    let kind = infer::get(data)?;
+    let Some(kind) = infer::get(data) else {
+        return is_mpeg_audio_frame(data).then_some(Sniffed {
+            kind: Claimed::Audio,
+            format: "mp3",
+            mime: "audio/mpeg",
+            bytes: data.len(),
+        });
+    };
     let class = match kind.matcher_type() {
         infer::MatcherType::Image => Claimed::Image,
         infer::MatcherType::Audio => Claimed::Audio,
@@ -48,6 +55,22 @@ pub fn sniff(data: &[u8]) -> Option<Sniffed> {
         mime: kind.mime_type(),
         bytes: data.len(),
     })
+}
+
+/// An MP3 that starts with a bare frame header (no ID3 tag) other than the MPEG-1 `FF FB` that
+/// `infer` knows: MPEG-2/2.5 (the 16–24 kHz rates of speech, `FF F3`, `FF E3`) or a frame
+/// with CRC (`FF FA`). Layer III only; the bitrate and rate indexes must be valid.
+fn is_mpeg_audio_frame(data: &[u8]) -> bool {
+    match data {
+        [0xFF, b1, b2, ..] => {
+            let version = (b1 >> 3) & 0b11;
+            let layer = (b1 >> 1) & 0b11;
+            let bitrate = b2 >> 4;
+            let rate = (b2 >> 2) & 0b11;
+            b1 & 0xE0 == 0xE0 && version != 0b01 && layer == 0b01 && bitrate != 0xF && rate != 0b11
+        }
+        _ => false,
+    }
 }
 
 /// Sniffs a part and checks it is what the client claimed.
@@ -76,6 +99,19 @@ mod tests {
         assert_eq!(sniff(WAV).unwrap().kind, Claimed::Audio);
         assert_eq!(sniff(b"fLaC\0\0\0\x22").unwrap().format, "flac");
         assert_eq!(sniff(b"OggS\0\x02\0\0\0\0").unwrap().kind, Claimed::Audio);
+        // MP3 frames without an ID3 tag: MPEG-1, MPEG-2 (22.05 kHz speech), MPEG-2.5, CRC.
+        for header in [
+            [0xFF, 0xFB, 0x90],
+            [0xFF, 0xF3, 0x80],
+            [0xFF, 0xE3, 0x40],
+            [0xFF, 0xFA, 0x90],
+        ] {
+            let s = sniff(&header).unwrap();
+            assert_eq!((s.kind, s.format), (Claimed::Audio, "mp3"), "{header:x?}");
+        }
+        // Not layer III, or a free/bad bitrate: not taken for MP3.
+        assert!(sniff(&[0xFF, 0xFD, 0x90]).is_none());
+        assert!(sniff(&[0xFF, 0xF3, 0xF0]).is_none());
     }
 
     #[test]
