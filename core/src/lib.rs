@@ -17,6 +17,7 @@ pub mod error;
 pub mod manifest;
 pub mod network;
 pub mod request;
+pub mod sniff;
 pub mod tensor;
 
 pub use copy::{CopyLedger, CopySummary};

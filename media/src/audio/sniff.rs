@@ -43,25 +43,10 @@ pub(crate) fn sniff(bytes: &[u8]) -> Result<Container, MediaError> {
     if bytes.starts_with(b"OggS") {
         return Ok(Container::Ogg);
     }
-    if bytes.starts_with(b"ID3") || is_mpeg_audio_sync(bytes) {
+    if bytes.starts_with(b"ID3") || switchyard_core::sniff::mpeg_audio_layer(bytes).is_some() {
         return Ok(Container::Mp3);
     }
     Err(MediaError::UnrecognizedAudio)
-}
-
-/// An MPEG audio frame header: 11 sync bits, a valid version, a layer and a bitrate index
-/// that is neither "free" nor "bad".
-fn is_mpeg_audio_sync(bytes: &[u8]) -> bool {
-    match bytes {
-        [0xFF, b1, b2, ..] => {
-            let version = (b1 >> 3) & 0b11;
-            let layer = (b1 >> 1) & 0b11;
-            let bitrate = b2 >> 4;
-            let rate = (b2 >> 2) & 0b11;
-            b1 & 0xE0 == 0xE0 && version != 0b01 && layer != 0 && bitrate != 0xF && rate != 0b11
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]

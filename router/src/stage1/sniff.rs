@@ -37,7 +37,10 @@ pub enum SniffError {
 /// aac) by their leading bytes.
 pub fn sniff(data: &[u8]) -> Option<Sniffed> {
     let Some(kind) = infer::get(data) else {
-        return is_mpeg_audio_frame(data).then_some(Sniffed {
+        // An MP3 that starts with a bare frame header (no ID3 tag) other than the MPEG-1
+        // `FF FB` that `infer` knows: MPEG-2/2.5 (the 16–24 kHz rates of speech) or with CRC.
+        let layer3 = switchyard_core::sniff::mpeg_audio_layer(data) == Some(3);
+        return layer3.then_some(Sniffed {
             kind: Claimed::Audio,
             format: "mp3",
             mime: "audio/mpeg",
@@ -55,22 +58,6 @@ pub fn sniff(data: &[u8]) -> Option<Sniffed> {
         mime: kind.mime_type(),
         bytes: data.len(),
     })
-}
-
-/// An MP3 that starts with a bare frame header (no ID3 tag) other than the MPEG-1 `FF FB` that
-/// `infer` knows: MPEG-2/2.5 (the 16–24 kHz rates of speech, `FF F3`, `FF E3`) or a frame
-/// with CRC (`FF FA`). Layer III only; the bitrate and rate indexes must be valid.
-fn is_mpeg_audio_frame(data: &[u8]) -> bool {
-    match data {
-        [0xFF, b1, b2, ..] => {
-            let version = (b1 >> 3) & 0b11;
-            let layer = (b1 >> 1) & 0b11;
-            let bitrate = b2 >> 4;
-            let rate = (b2 >> 2) & 0b11;
-            b1 & 0xE0 == 0xE0 && version != 0b01 && layer == 0b01 && bitrate != 0xF && rate != 0b11
-        }
-        _ => false,
-    }
 }
 
 /// Sniffs a part and checks it is what the client claimed.
