@@ -69,7 +69,8 @@ fn build_one(model_dir: &Path, planned: &PlannedArtifact, threads: u32) -> anyho
         Conversion::Quantize { from, .. }
         | Conversion::GgufToMlx { from, .. }
         | Conversion::Onnx { from, .. }
-        | Conversion::HfToGguf { from, .. } => from.as_str(),
+        | Conversion::HfToGguf { from, .. }
+        | Conversion::WhisperQuantize { from, .. } => from.as_str(),
     };
     let source = manifest
         .artifact(from_role)
@@ -150,6 +151,23 @@ fn build_one(model_dir: &Path, planned: &PlannedArtifact, threads: u32) -> anyho
                 format!(
                     "mlx folder written; tokenizer checked against llama.cpp; {} tensors re-quantised",
                     report.requantized_names().len()
+                ),
+            )
+        }
+        Conversion::WhisperQuantize { target, .. } => {
+            use crate::whisper_quant::{quantize, WhisperQuantType};
+            let report = quantize(&source_path, &output, WhisperQuantType::parse(target)?)?;
+            (
+                serde_json::json!({"conversion": "whisper-quantize", "type": target}),
+                format!(
+                    "ggml parses back (ftype {}): {} of {} tensors {target}, every value within \
+                     half a step of the source (max {:.4} of its block's maximum, RMS error \
+                     {:.2}%)",
+                    report.ftype_after,
+                    report.tensors_quantized,
+                    report.tensors,
+                    report.max_block_error,
+                    report.rms_relative_error * 100.0
                 ),
             )
         }

@@ -15,3 +15,4 @@ pub mod onnx_variants;
 pub mod plan;
 pub mod profile_cli;
 pub mod serving;
+pub mod whisper_quant;

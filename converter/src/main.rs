@@ -57,6 +57,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Quantise a whisper.cpp ggml model (F16 or F32) to Q8_0, as whisper.cpp's `quantize`
+    /// tool does (written atomically: temp file, verified, renamed).
+    WhisperQuantize {
+        /// Source ggml model (e.g. ggml-model.bin, from `whisper-ct2`).
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Output ggml model.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Target type: q8_0.
+        #[arg(long = "type", value_name = "TYPE", default_value = "q8_0")]
+        target: switchyard_converter::whisper_quant::WhisperQuantType,
+        /// Print the conversion report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a device variant of an ONNX model: weight-only INT8 QDQ (per channel or per
     /// tensor) or FP16 weights (written atomically: temp file, verified, renamed).
     Onnx {
@@ -130,6 +146,36 @@ fn main() -> anyhow::Result<()> {
                     report.bytes,
                     report.tensors,
                     report.vocab_tokens
+                );
+            }
+        }
+        Command::WhisperQuantize {
+            input,
+            output,
+            target,
+            json,
+        } => {
+            let report = switchyard_converter::whisper_quant::quantize(&input, &output, target)?;
+            #[allow(clippy::print_stdout)]
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "wrote {} ({}, ftype {}): {} of {} tensors quantised, {} -> {} bytes \
+                     ({:.1}%), {:.2} s ({:.1} MB/s); max error {:.4} of the block maximum, RMS \
+                     error {:.2}%",
+                    report.output.display(),
+                    report.target,
+                    report.ftype_after,
+                    report.tensors_quantized,
+                    report.tensors,
+                    report.bytes_before,
+                    report.bytes_after,
+                    100.0 * report.bytes_after as f64 / report.bytes_before.max(1) as f64,
+                    report.seconds,
+                    report.mb_per_s,
+                    report.max_block_error,
+                    report.rms_relative_error * 100.0
                 );
             }
         }

@@ -53,6 +53,14 @@ pub enum Conversion {
         /// Target type after conversion (`f16`, `q8_0`, ...).
         target: String,
     },
+    /// whisper.cpp ggml F16/F32 → a quantised ggml file, as whisper.cpp's `quantize` tool
+    /// makes it ([`crate::whisper_quant`]).
+    WhisperQuantize {
+        /// Source artifact role (`whisper.cpp`).
+        from: String,
+        /// Target type (`q8_0`).
+        target: String,
+    },
 }
 
 /// One artifact of the plan.
@@ -571,23 +579,7 @@ fn candidate(manifest: &Manifest, engine: &str, precision: &str) -> Option<Candi
                 lossy: false,
             })
         }
-        ("whisper.cpp", _) => {
-            let (path, bytes, recorded_precision) = recorded(manifest, "whisper.cpp")?;
-            let have = recorded_precision.map_or("fp16".to_owned(), |p| profile_precision(&p));
-            (have == precision).then(|| Candidate {
-                artifacts: vec![PlannedArtifact {
-                    role: "whisper.cpp".into(),
-                    path,
-                    format: "ggml".into(),
-                    precision: have,
-                    engines: Vec::new(),
-                    conversion: None,
-                    bytes,
-                    exists: true,
-                }],
-                lossy: false,
-            })
-        }
+        ("whisper.cpp", _) => whisper_candidate(manifest, precision),
         _ => None,
     }
 }
@@ -596,7 +588,7 @@ fn candidate(manifest: &Manifest, engine: &str, precision: &str) -> Option<Candi
 fn existing_for_engine(manifest: &Manifest, engine: &str) -> Option<PlannedArtifact> {
     let family = family(engine);
     let (role, format) = match (family, manifest.format.as_str()) {
-        ("whisper.cpp", _) => ("whisper.cpp", "ggml"),
+        ("whisper.cpp", _) => return existing_whisper(manifest),
         ("llama.cpp", "gguf") => ("model", "gguf"),
         ("onnx" | "tract", "onnx") => {
             let role = onnx_roles(manifest).into_iter().next()?;
@@ -605,14 +597,87 @@ fn existing_for_engine(manifest: &Manifest, engine: &str) -> Option<PlannedArtif
         }
         _ => return None,
     };
-    let precision = match role {
-        "whisper.cpp" => manifest
-            .artifact(role)
-            .and_then(|a| a.precision.clone())
-            .map_or("fp16".to_owned(), |p| profile_precision(&p)),
-        _ => source_precision(manifest, role)?,
-    };
+    let precision = source_precision(manifest, role)?;
     existing_artifact(manifest, role, format, &precision)
+}
+
+/// The role of a speech model's whisper.cpp ggml file (converted from CTranslate2 or fetched);
+/// its quantised variants are `whisper.cpp.<type>`.
+const WHISPER_ROLE: &str = "whisper.cpp";
+
+/// The precision of the ggml file of `role`: the manifest's, else its header's `ftype`, else
+/// `fp16` (what the CTranslate2 conversion writes).
+fn whisper_precision(manifest: &Manifest, role: &str) -> String {
+    let artifact = manifest.artifact(role);
+    artifact
+        .and_then(|a| a.precision.as_deref().map(profile_precision))
+        .or_else(|| {
+            let path = manifest.resolve(artifact?);
+            let header = crate::whisper_quant::read_header(&path).ok()?;
+            header.precision().map(str::to_owned)
+        })
+        .unwrap_or_else(|| "fp16".to_owned())
+}
+
+/// whisper.cpp at `precision`: the ggml file itself when it has that precision, else its
+/// `whisper.cpp.<type>` variant, quantised from an f16/f32 file (never from an already
+/// quantised one) or found already made.
+fn whisper_candidate(manifest: &Manifest, precision: &str) -> Option<Candidate> {
+    let have = whisper_precision(manifest, WHISPER_ROLE);
+    if have == precision {
+        if let Some(a) = existing_artifact(manifest, WHISPER_ROLE, "ggml", precision) {
+            return Some(Candidate {
+                artifacts: vec![a],
+                lossy: false,
+            });
+        }
+    }
+    let target = crate::whisper_quant::WhisperQuantType::parse(precision).ok()?;
+    let role = format!("{WHISPER_ROLE}.{}", target.name());
+    let source = manifest.artifact(WHISPER_ROLE)?;
+    let from_bits = gguf_bits(&have).filter(|bits| *bits >= 16.0);
+    let Some(from_bits) = from_bits.filter(|_| manifest.resolve(source).exists()) else {
+        // Nothing to quantise from (the file is quantised already, or gone): a variant made
+        // earlier still serves.
+        let variant = existing_artifact(manifest, &role, "ggml", precision)?;
+        return Some(Candidate {
+            artifacts: vec![variant],
+            lossy: false,
+        });
+    };
+    let stem = source.path.file_stem()?.to_string_lossy().into_owned();
+    Some(Candidate {
+        artifacts: vec![made(
+            manifest,
+            role,
+            PathBuf::from(format!("{stem}.{}.bin", target.name())),
+            "ggml",
+            precision,
+            Conversion::WhisperQuantize {
+                from: WHISPER_ROLE.to_owned(),
+                target: target.name().to_owned(),
+            },
+            scaled(source.size, from_bits, gguf_bits(precision)?),
+        )],
+        lossy: false,
+    })
+}
+
+/// The whisper.cpp file of a speech model, whatever its precision: the ggml file itself, or
+/// when it is gone, a variant made from it.
+fn existing_whisper(manifest: &Manifest) -> Option<PlannedArtifact> {
+    let precision = whisper_precision(manifest, WHISPER_ROLE);
+    existing_artifact(manifest, WHISPER_ROLE, "ggml", &precision).or_else(|| {
+        let prefix = format!("{WHISPER_ROLE}.");
+        manifest
+            .artifacts
+            .iter()
+            .filter(|a| a.role.starts_with(&prefix))
+            .find_map(|a| {
+                let precision = whisper_precision(manifest, &a.role);
+                existing_artifact(manifest, &a.role, "ggml", &precision)
+            })
+    })
 }
 
 /// `int8` when most initializer bytes of the ONNX file are 8-bit integers, `fp16` when they
