@@ -19,7 +19,7 @@
 
 mod arch;
 pub mod gguf;
-mod source;
+pub(crate) mod source;
 pub mod vocab;
 
 use std::fs::File;
@@ -348,6 +348,68 @@ fn temp_path(output: &Path, tag: &str) -> PathBuf {
     output.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
 }
 
+/// Reads `config.json` and recognises the architecture: an unsupported model is refused
+/// before its weights are read. Shapes are checked later by [`arch::plan`].
+fn read_config(input_dir: &Path) -> Result<(Json, arch::Family, String), HfGgufError> {
+    let config_path = input_dir.join("config.json");
+    let config_text =
+        std::fs::read_to_string(&config_path).map_err(|error| HfGgufError::Config {
+            path: config_path.clone(),
+            reason: format!("cannot read: {error}"),
+        })?;
+    let config_json: Json =
+        serde_json::from_str(&config_text).map_err(|e| HfGgufError::Config {
+            path: config_path.clone(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+    let (family, hf_architecture) = arch::family(&arch::Config {
+        path: config_path,
+        json: &config_json,
+    })?;
+    Ok((config_json, family, hf_architecture))
+}
+
+/// A Hugging Face decoder folder, checked the way the GGUF conversion checks it (supported
+/// architecture, every tensor present with the shape `config.json` implies, none left over),
+/// for conversions that keep the Hugging Face layout (MLX).
+pub(crate) struct CheckedDecoder {
+    /// `config.json`.
+    pub config: Json,
+    /// The memory-mapped weights.
+    pub source: Source,
+    /// llama.cpp's name of the family (`llama`, `qwen2`, `qwen3`).
+    pub family: &'static str,
+}
+
+/// Opens and checks a decoder folder; an encoder (BERT) is refused with `unsupported`.
+pub(crate) fn open_decoder<E: From<HfGgufError>>(
+    input_dir: &Path,
+    unsupported: impl FnOnce(&Path, &str) -> E,
+) -> Result<CheckedDecoder, E> {
+    if !input_dir.is_dir() {
+        return Err(HfGgufError::Io {
+            path: input_dir.to_owned(),
+            error: io::Error::new(io::ErrorKind::NotFound, "not a folder"),
+        }
+        .into());
+    }
+    let (config, family, hf_architecture) = read_config(input_dir)?;
+    let config_ref = arch::Config {
+        path: input_dir.join("config.json"),
+        json: &config,
+    };
+    if family == arch::Family::Bert {
+        return Err(unsupported(&config_ref.path, &hf_architecture));
+    }
+    let source = Source::open(input_dir)?;
+    let plan = arch::plan(&config_ref, input_dir, &source, OutType::F32, None)?;
+    Ok(CheckedDecoder {
+        family: plan.family.gguf_arch(),
+        config,
+        source,
+    })
+}
+
 /// [`convert`], reporting progress to `progress`.
 pub fn convert_with_progress(
     input_dir: &Path,
@@ -372,24 +434,12 @@ pub fn convert_with_progress(
             error: io::Error::new(io::ErrorKind::NotFound, "its folder does not exist"),
         });
     }
-    let config_path = input_dir.join("config.json");
-    let config_text =
-        std::fs::read_to_string(&config_path).map_err(|error| HfGgufError::Config {
-            path: config_path.clone(),
-            reason: format!("cannot read: {error}"),
-        })?;
-    let config_json: Json =
-        serde_json::from_str(&config_text).map_err(|e| HfGgufError::Config {
-            path: config_path.clone(),
-            reason: format!("not valid JSON: {e}"),
-        })?;
+    let (config_json, _, _) = read_config(input_dir)?;
+    let source = Source::open(input_dir)?;
     let config = arch::Config {
-        path: config_path,
+        path: input_dir.join("config.json"),
         json: &config_json,
     };
-    // The architecture first: an unsupported model is refused before its weights are read.
-    arch::family(&config)?;
-    let source = Source::open(input_dir)?;
     let plan = arch::plan(
         &config,
         input_dir,

@@ -15,8 +15,9 @@ enum Command {
     /// Convert a Hugging Face folder (safetensors + tokenizer.json) into a GGUF for llama.cpp,
     /// optionally quantised with llama.cpp's own quantizer (written atomically, verified).
     HfGguf(HfGgufArgs),
-    /// Convert a GGUF (llama, gemma3) into an mlx-lm model folder: 4-bit affine groups, GGUF
-    /// Q4_0/Q4_1/Q8_0 blocks copied exactly (written atomically, verified).
+    /// Convert a GGUF (llama, gemma3) or a Hugging Face folder (Llama, Qwen2, Qwen3) into an
+    /// mlx-lm model folder: 4-bit affine groups, GGUF Q4_0/Q4_1/Q8_0 blocks copied exactly
+    /// (written atomically, verified).
     Mlx(switchyard_converter::mlx::cli::MlxArgs),
     /// llama.cpp's tokens and teacher-forced top-1 next tokens for prompt + continuation
     /// cases, as JSON (the MLX parity test's reference side).

@@ -21,6 +21,7 @@
 
 pub mod arch;
 pub mod cli;
+pub mod from_hf;
 pub mod ggml;
 pub mod gguf;
 pub mod quant;
@@ -40,6 +41,8 @@ use arch::{Arch, Kind};
 use gguf::{GgufFile, TensorInfo};
 use quant::Packed;
 use writer::Entry;
+
+pub use from_hf::{convert_hf, convert_hf_with_progress};
 
 /// Why a conversion failed. Every variant names the file involved.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,10 @@ pub enum MlxError {
     /// Options that cannot work (e.g. a group size MLX does not support).
     #[error("invalid options: {0}")]
     Options(String),
+    /// The Hugging Face source folder is unreadable, inconsistent with its config.json, or of
+    /// an unsupported architecture.
+    #[error(transparent)]
+    HuggingFace(#[from] crate::hf_gguf::HfGgufError),
     /// The written output did not read back as planned; nothing was moved into place.
     #[error("{}: verification failed: {reason}", path.display())]
     Verify {
@@ -218,6 +225,8 @@ pub enum Method {
     ScalesRounded,
     /// Dequantised and re-quantised with MLX's affine rule.
     Requantized,
+    /// Floating-point source weights (Hugging Face) quantised with MLX's affine rule.
+    Quantized,
     /// Kept as floats (norms; matrices whose rows do not divide into groups).
     Float,
 }
@@ -267,6 +276,8 @@ pub struct MlxReport {
     pub scales_rounded: usize,
     /// Tensors dequantised and re-quantised (named in `tensors`).
     pub requantized: usize,
+    /// Floating-point source tensors quantised (Hugging Face sources).
+    pub quantized: usize,
     /// Tensors kept as floats.
     pub float: usize,
     /// Every tensor, in file order.
@@ -277,8 +288,9 @@ pub struct MlxReport {
     pub output_bytes: u64,
     /// Files written, relative to the output folder.
     pub files: Vec<String>,
-    /// Tokenizer rebuild summary.
-    pub tokenizer: tokenizer::TokenizerSummary,
+    /// Tokenizer rebuild summary; `None` when the tokenizer files were copied unchanged from
+    /// a Hugging Face folder.
+    pub tokenizer: Option<tokenizer::TokenizerSummary>,
     /// Tokenizer check against llama.cpp.
     pub tokenizer_check: TokenizerCheck,
     /// Wall-clock seconds, verification included.
@@ -359,31 +371,7 @@ impl Job {
                 shape,
                 self.tensor.elements() as usize * dtype.size(),
             )],
-            Some(bits) => {
-                let words = self.row_len * bits as usize / 32;
-                let groups = self.row_len / options.group_size as usize;
-                let base = self.base();
-                vec![
-                    Entry::new(
-                        format!("{base}.weight"),
-                        "U32",
-                        vec![self.rows as u64, words as u64],
-                        self.rows * words * 4,
-                    ),
-                    Entry::new(
-                        format!("{base}.scales"),
-                        dtype.safetensors_name(),
-                        vec![self.rows as u64, groups as u64],
-                        self.rows * groups * dtype.size(),
-                    ),
-                    Entry::new(
-                        format!("{base}.biases"),
-                        dtype.safetensors_name(),
-                        vec![self.rows as u64, groups as u64],
-                        self.rows * groups * dtype.size(),
-                    ),
-                ]
-            }
+            Some(bits) => quantized_entries(self.base(), self.rows, self.row_len, bits, options),
         }
     }
 
@@ -409,29 +397,7 @@ pub fn convert_gguf_with_progress(
     let jobs = plan_jobs(&gguf, &arch, options)?;
     let tokenizer = tokenizer::build(&gguf)?;
 
-    if output_dir.exists() && !options.overwrite {
-        return Err(MlxError::Io {
-            path: output_dir.to_path_buf(),
-            error: io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "the output folder exists (pass overwrite / --force to replace it)",
-            ),
-        });
-    }
-    let name = output_dir
-        .file_name()
-        .ok_or_else(|| MlxError::Options(format!("{} has no folder name", output_dir.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = match output_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).map_err(io_error(&parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.partial-"))
-        .tempdir_in(&parent)
-        .map_err(io_error(&parent))?;
+    let tmp = partial_dir(output_dir, options.overwrite)?;
     let dir = tmp.path();
 
     // Shards: whole tensors (weight + scales + biases together), in GGUF order.
@@ -562,12 +528,13 @@ pub fn convert_gguf_with_progress(
         exact: count(Method::Exact),
         scales_rounded: count(Method::ScalesRounded),
         requantized: count(Method::Requantized),
+        quantized: count(Method::Quantized),
         float: count(Method::Float),
         tensors,
         source_bytes,
         output_bytes,
         files,
-        tokenizer: tokenizer.summary,
+        tokenizer: Some(tokenizer.summary),
         tokenizer_check,
         seconds,
         mb_per_s: source_bytes as f64 / 1e6 / seconds.max(1e-9),
@@ -649,6 +616,54 @@ fn plan_jobs(gguf: &GgufFile, arch: &Arch, options: &MlxOptions) -> Result<Vec<J
     Ok(jobs)
 }
 
+/// The three tensors of a quantised matrix `base` (`rows` × `row_len`): packed `uint32` codes,
+/// then per-group scales and biases.
+fn quantized_entries(
+    base: &str,
+    rows: usize,
+    row_len: usize,
+    bits: u32,
+    options: &MlxOptions,
+) -> Vec<Entry> {
+    let dtype = options.dtype;
+    let words = row_len * bits as usize / 32;
+    let groups = row_len / options.group_size as usize;
+    vec![
+        Entry::new(
+            format!("{base}.weight"),
+            "U32",
+            vec![rows as u64, words as u64],
+            rows * words * 4,
+        ),
+        Entry::new(
+            format!("{base}.scales"),
+            dtype.safetensors_name(),
+            vec![rows as u64, groups as u64],
+            rows * groups * dtype.size(),
+        ),
+        Entry::new(
+            format!("{base}.biases"),
+            dtype.safetensors_name(),
+            vec![rows as u64, groups as u64],
+            rows * groups * dtype.size(),
+        ),
+    ]
+}
+
+/// Scales and biases of `packed` in the output float type, after the codes: the buffers of
+/// [`quantized_entries`].
+fn packed_buffers(packed: Packed, dtype: FloatType) -> Vec<Vec<u8>> {
+    let mut scales = Vec::with_capacity(packed.scales.len() * dtype.size());
+    let mut biases = Vec::with_capacity(packed.biases.len() * dtype.size());
+    for &s in &packed.scales {
+        dtype.push(s, &mut scales);
+    }
+    for &b in &packed.biases {
+        dtype.push(b, &mut biases);
+    }
+    vec![packed.weight, scales, biases]
+}
+
 /// Converts one tensor into its output buffers (in the order of [`Job::entries`]).
 fn convert_tensor(
     gguf: &GgufFile,
@@ -676,17 +691,7 @@ fn convert_tensor(
             })
         }
     };
-    let pack = |packed: Packed| -> Vec<Vec<u8>> {
-        let mut scales = Vec::with_capacity(packed.scales.len() * dtype.size());
-        let mut biases = Vec::with_capacity(packed.biases.len() * dtype.size());
-        for &s in &packed.scales {
-            dtype.push(s, &mut scales);
-        }
-        for &b in &packed.biases {
-            dtype.push(b, &mut biases);
-        }
-        vec![packed.weight, scales, biases]
-    };
+    let pack = |packed: Packed| packed_buffers(packed, dtype);
     let mut values = vec![0f32; job.row_len];
     match job.plan {
         Plan::Map { bits } => {
@@ -794,6 +799,35 @@ fn write_json(path: &Path, value: &Json) -> Result<(), MlxError> {
     })?;
     text.push('\n');
     fs::write(path, text).map_err(io_error(path))
+}
+
+/// A temporary folder next to `output_dir` to write into, after refusing an existing output
+/// unless `overwrite`.
+fn partial_dir(output_dir: &Path, overwrite: bool) -> Result<tempfile::TempDir, MlxError> {
+    if output_dir.exists() && !overwrite {
+        return Err(MlxError::Io {
+            path: output_dir.to_path_buf(),
+            error: io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the output folder exists (pass overwrite / --force to replace it)",
+            ),
+        });
+    }
+    let name = output_dir
+        .file_name()
+        .ok_or_else(|| MlxError::Options(format!("{} has no folder name", output_dir.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match output_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io_error(&parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.partial-"))
+        .tempdir_in(&parent)
+        .map_err(io_error(&parent))?;
+    Ok(tmp)
 }
 
 /// Moves the finished temporary folder to `output_dir` (swapping out an existing one when

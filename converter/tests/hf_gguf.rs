@@ -1222,3 +1222,289 @@ fn missing_and_unexpected_tensors_are_refused() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hugging Face → MLX (`mlx::convert_hf`): the tiny decoders above, quantised from their float
+// weights, loaded by the official mlx-lm (tests/python/mlx_logits.py) and compared with the
+// numpy reference of the unquantised source.
+
+/// Converts a tiny `arch` model to MLX with `options` and compares mlx-lm's logits with the
+/// numpy reference's. Returns (max abs diff ÷ max |reference logit|, argmax agreement, the
+/// modules mlx-lm loaded quantised, the written config.json).
+fn hf_mlx_parity(
+    arch: Arch,
+    options: &switchyard_converter::mlx::MlxOptions,
+    python: &Path,
+) -> (f32, f32, Vec<String>, Json) {
+    let work = tempfile::tempdir().unwrap();
+    let model_dir = work.path().join("hf");
+    Tiny::of(arch).write(&model_dir, 0xA11CE + arch as u64);
+    let out = work.path().join("mlx");
+    let report = switchyard_converter::mlx::convert_hf(&model_dir, &out, options).unwrap();
+    assert_eq!(leftovers(work.path(), &["hf", "mlx"]), Vec::<String>::new());
+    assert!(report.tokenizer.is_none());
+    assert_eq!(report.exact + report.requantized + report.scales_rounded, 0);
+    assert!(report.quantized > 0, "{report:?}");
+    // The tokenizer files are the source's, byte for byte.
+    for file in ["tokenizer.json", "tokenizer_config.json"] {
+        assert_eq!(
+            std::fs::read(out.join(file)).unwrap(),
+            std::fs::read(model_dir.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    let reference = run_reference(
+        python,
+        "llama_reference.py",
+        &model_dir,
+        &json!({"texts": TEXTS}),
+    );
+    let mut tokens = ids(&reference["encodings"][1]);
+    let vocab = read_json(&model_dir.join("config.json"))["vocab_size"]
+        .as_u64()
+        .unwrap();
+    let mut rng = Rng(11);
+    tokens.extend((0..24).map(|_| (rng.next() % vocab) as i32));
+    let reference = run_reference(
+        python,
+        "llama_reference.py",
+        &model_dir,
+        &json!({"tokens": [tokens], "texts": TEXTS}),
+    );
+    let mlx = run_reference(
+        python,
+        "mlx_logits.py",
+        &out,
+        &json!({"tokens": [tokens], "texts": TEXTS}),
+    );
+    assert_eq!(
+        mlx["encodings"], reference["encodings"],
+        "{arch:?}: mlx-lm's tokenizer differs from the source's"
+    );
+    let rows =
+        |v: &Json| -> Vec<Vec<f32>> { v[0].as_array().unwrap().iter().map(floats).collect() };
+    let (want, got) = (rows(&reference["logits"]), rows(&mlx["logits"]));
+    assert_eq!(want.len(), got.len());
+    let scale = want.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    let mut max_diff = 0f32;
+    let mut same = 0usize;
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.len(), w.len());
+        for (a, b) in g.iter().zip(w) {
+            max_diff = max_diff.max((a - b).abs());
+        }
+        same += usize::from(argmax(g) == argmax(w));
+    }
+    let quantized = mlx["quantized"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    (
+        max_diff / scale,
+        same as f32 / want.len() as f32,
+        quantized,
+        read_json(&out.join("config.json")),
+    )
+}
+
+fn read_json(path: &Path) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// 8-bit groups of 32: logits within this fraction of the largest |logit| of the f64
+/// reference, and the same argmax at every position.
+const MLX_8BIT_TOLERANCE: f32 = 0.03;
+/// 4-bit groups of 32 with 8-bit embeddings and head ("mixed"). A 4-bit step is 17× an 8-bit
+/// one, and these random 64-wide models have no redundancy to absorb it: measured 0.10–0.27 ×
+/// max |logit| and 71–100% argmax agreement, which is the 8-bit error (0.008–0.019) × 17. A
+/// layout mistake gives errors near 1 and chance agreement (1 in ~300), so these bounds still
+/// separate right from wrong; the exact layout is pinned by the 8-bit bound above.
+const MLX_4BIT_TOLERANCE: f32 = 0.4;
+const MLX_4BIT_MIN_ARGMAX: f32 = 0.6;
+
+fn check_hf_mlx(arch: Arch) {
+    use switchyard_converter::mlx::MlxOptions;
+    let test = format!("{arch:?}_hf_to_mlx_matches_the_numpy_reference");
+    let Some(python) = python(&test) else { return };
+    let eight = MlxOptions {
+        bits: 8,
+        ..MlxOptions::default()
+    };
+    let (diff, argmax_same, quantized, config) = hf_mlx_parity(arch, &eight, &python);
+    eprintln!(
+        "{arch:?} 8-bit: max abs diff {diff:.4} × max |logit|, argmax agreement {argmax_same:.3}"
+    );
+    assert!(diff <= MLX_8BIT_TOLERANCE, "{arch:?} 8-bit: {diff}");
+    assert_eq!(argmax_same, 1.0, "{arch:?} 8-bit argmax");
+    assert_eq!(config["quantization"]["bits"], 8);
+    assert!(
+        quantized.contains(&"model.layers.0.self_attn.q_proj:8".to_owned()),
+        "{quantized:?}"
+    );
+
+    let mixed = MlxOptions {
+        mixed: true,
+        ..MlxOptions::default()
+    };
+    let (diff, argmax_same, quantized, config) = hf_mlx_parity(arch, &mixed, &python);
+    eprintln!("{arch:?} 4-bit mixed: max abs diff {diff:.4} × max |logit|, argmax agreement {argmax_same:.3}");
+    assert!(diff <= MLX_4BIT_TOLERANCE, "{arch:?} 4-bit: {diff}");
+    assert!(
+        argmax_same >= MLX_4BIT_MIN_ARGMAX,
+        "{arch:?} 4-bit argmax {argmax_same}"
+    );
+    assert_eq!(config["quantization"]["bits"], 4);
+    assert_eq!(config["quantization"]["model.embed_tokens"]["bits"], 8);
+    assert!(
+        quantized.contains(&"model.embed_tokens:8".to_owned()),
+        "{quantized:?}"
+    );
+    assert!(
+        quantized.contains(&"model.layers.1.mlp.down_proj:4".to_owned()),
+        "{quantized:?}"
+    );
+    if arch == Arch::Llama {
+        // Untied: the head is its own 8-bit layer.
+        assert!(quantized.contains(&"lm_head:8".to_owned()), "{quantized:?}");
+    }
+}
+
+#[test]
+fn llama_hf_to_mlx_matches_the_numpy_reference() {
+    check_hf_mlx(Arch::Llama);
+}
+
+#[test]
+fn qwen2_hf_to_mlx_matches_the_numpy_reference() {
+    check_hf_mlx(Arch::Qwen2);
+}
+
+#[test]
+fn qwen3_hf_to_mlx_matches_the_numpy_reference() {
+    check_hf_mlx(Arch::Qwen3);
+}
+
+/// Rows that do not divide into groups stay floats (and mlx-lm still loads the folder, which
+/// the parity tests show for the quantised case); the report says which.
+#[test]
+fn hf_to_mlx_keeps_ungroupable_rows_as_floats() {
+    use switchyard_converter::mlx::{convert_hf, Method, MlxOptions};
+    let work = tempfile::tempdir().unwrap();
+    let model_dir = work.path().join("hf");
+    // Qwen2's ff is 96: down_proj rows (96 long) do not divide into groups of 64.
+    Tiny::of(Arch::Qwen2).write(&model_dir, 3);
+    let out = work.path().join("mlx");
+    let options = MlxOptions {
+        group_size: 64,
+        ..MlxOptions::default()
+    };
+    let report = convert_hf(&model_dir, &out, &options).unwrap();
+    let down = report
+        .tensors
+        .iter()
+        .find(|t| t.name == "model.layers.0.mlp.down_proj.weight")
+        .unwrap();
+    assert_eq!((down.method, down.bits), (Method::Float, None));
+    let up = report
+        .tensors
+        .iter()
+        .find(|t| t.name == "model.layers.0.mlp.up_proj.weight")
+        .unwrap();
+    assert_eq!((up.method, up.bits), (Method::Quantized, Some(4)));
+    // Tied: no lm_head is written.
+    assert!(report.tensors.iter().all(|t| t.name != "lm_head.weight"));
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(st.tensor("model.layers.0.mlp.down_proj.weight").is_ok());
+    assert!(st.tensor("model.layers.0.mlp.up_proj.scales").is_ok());
+    assert!(st.tensor("model.layers.0.mlp.down_proj.scales").is_err());
+}
+
+#[test]
+fn hf_to_mlx_bad_inputs_are_clear_errors_and_write_nothing() {
+    use switchyard_converter::mlx::{convert_hf, MlxError, MlxOptions};
+    let work = tempfile::tempdir().unwrap();
+    let good = work.path().join("good");
+    Tiny::of(Arch::Llama).write(&good, 9);
+    let options = MlxOptions::default();
+    let out_parent = work.path().join("out");
+    std::fs::create_dir_all(&out_parent).unwrap();
+    let out = out_parent.join("mlx");
+    let copy_of_good = |name: &str| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&good).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        dir
+    };
+
+    // No tokenizer.
+    let no_tokenizer = copy_of_good("no-tokenizer");
+    std::fs::remove_file(no_tokenizer.join("tokenizer.json")).unwrap();
+    let err = convert_hf(&no_tokenizer, &out, &options).unwrap_err();
+    assert!(matches!(err, MlxError::Tokenizer { .. }), "{err}");
+    assert!(err.to_string().contains("no-tokenizer"), "{err}");
+
+    // Truncated weights.
+    let truncated = copy_of_good("truncated");
+    let weights = truncated.join("model.safetensors");
+    let len = std::fs::metadata(&weights).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let err = convert_hf(&truncated, &out, &options).unwrap_err();
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
+
+    // A shape that config.json does not imply.
+    let mismatched = copy_of_good("mismatched");
+    let mut config = read_json(&mismatched.join("config.json"));
+    config["intermediate_size"] = json!(256);
+    std::fs::write(mismatched.join("config.json"), config.to_string()).unwrap();
+    let err = convert_hf(&mismatched, &out, &options).unwrap_err();
+    assert!(err.to_string().contains("shape"), "{err}");
+
+    // An encoder.
+    let bert = copy_of_good("bert");
+    let mut config = read_json(&bert.join("config.json"));
+    config["architectures"] = json!(["BertModel"]);
+    std::fs::write(bert.join("config.json"), config.to_string()).unwrap();
+    let err = convert_hf(&bert, &out, &options).unwrap_err();
+    assert!(err.to_string().contains("encoder"), "{err}");
+
+    // Bad options.
+    let err = convert_hf(
+        &good,
+        &out,
+        &MlxOptions {
+            bits: 7,
+            ..MlxOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, MlxError::Options(_)), "{err}");
+
+    assert_eq!(leftovers(&out_parent, &[]), Vec::<String>::new());
+
+    // An existing output is kept unless overwrite is asked for.
+    convert_hf(&good, &out, &options).unwrap();
+    let err = convert_hf(&good, &out, &options).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+    convert_hf(
+        &good,
+        &out,
+        &MlxOptions {
+            overwrite: true,
+            ..MlxOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(leftovers(&out_parent, &["mlx"]), Vec::<String>::new());
+}

@@ -8,7 +8,9 @@ use super::{FloatType, Method, MlxOptions, MlxReport};
 /// `switchyard-convert mlx` arguments.
 #[derive(Debug, clap::Args)]
 pub struct MlxArgs {
-    /// Source GGUF file.
+    /// Source: a GGUF file (llama, gemma3), or a Hugging Face folder (config.json +
+    /// safetensors + tokenizer files; Llama, Qwen2, Qwen3) whose f32/f16/bf16 weights are
+    /// quantised.
     #[arg(long)]
     pub input: PathBuf,
     /// Output folder (mlx-lm layout); written to a temporary folder next to it, then renamed.
@@ -55,11 +57,16 @@ pub fn run(args: MlxArgs) -> anyhow::Result<()> {
         )?
         .progress_chars("=> "),
     );
-    let result = super::convert_gguf_with_progress(&args.input, &args.output, &options, &mut |p| {
+    let mut show = |p: &super::Progress<'_>| {
         bar.set_length(p.total_bytes);
         bar.set_position(p.done_bytes);
         bar.set_message(p.step.to_string());
-    });
+    };
+    let result = if args.input.is_dir() {
+        super::convert_hf_with_progress(&args.input, &args.output, &options, &mut show)
+    } else {
+        super::convert_gguf_with_progress(&args.input, &args.output, &options, &mut show)
+    };
     bar.finish_and_clear();
     let report = result?;
     #[allow(clippy::print_stdout)]
@@ -76,9 +83,9 @@ pub fn summary(report: &MlxReport) -> String {
     let mut text =
         format!(
         "wrote {} ({}, {}-bit groups of {}{}, {:?}): {} tensors copied exactly, {} with scales \
-         rounded to f16, {} re-quantised, {} kept as floats\n\
+         rounded to f16, {} re-quantised, {} quantised from floats, {} kept as floats\n\
          {} bytes -> {} bytes ({:.0}%), {:.2} s ({:.1} MB/s)\n\
-         tokenizer: {} {} tokens, {} merges, {} special; ",
+         tokenizer: {}; ",
         report.output.display(),
         report.architecture,
         report.options.bits,
@@ -88,16 +95,20 @@ pub fn summary(report: &MlxReport) -> String {
         report.exact,
         report.scales_rounded,
         report.requantized,
+        report.quantized,
         report.float,
         report.source_bytes,
         report.output_bytes,
         100.0 * report.output_bytes as f64 / report.source_bytes.max(1) as f64,
         report.seconds,
         report.mb_per_s,
-        report.tokenizer.model,
-        report.tokenizer.vocab,
-        report.tokenizer.merges,
-        report.tokenizer.special_tokens,
+        match &report.tokenizer {
+            Some(t) => format!(
+                "rebuilt {} {} tokens, {} merges, {} special",
+                t.model, t.vocab, t.merges, t.special_tokens
+            ),
+            None => "copied from the source folder".to_owned(),
+        },
     );
     match &report.tokenizer_check.skipped {
         None => text.push_str(&format!(

@@ -62,7 +62,23 @@ pub fn outputs(
     shards: &[ShardPlan],
     options: &MlxOptions,
 ) -> Result<(), MlxError> {
-    let mut job_index = 0usize;
+    each_group(dir, shards, &mut |index, path, tensors, group| {
+        let job = &jobs[index];
+        check_rows(gguf, path, tensors, job, methods[index], group, options)?;
+        gguf.release(&job.tensor);
+        Ok(())
+    })
+}
+
+/// Parses every shard in `dir`, checks that it holds exactly the planned tensors with their
+/// planned dtype, shape and size, and calls `check` for each group (one source tensor's
+/// outputs; `index` counts groups across shards).
+pub(super) fn each_group(
+    dir: &Path,
+    shards: &[ShardPlan],
+    check: &mut dyn FnMut(usize, &Path, &SafeTensors<'_>, &[Entry]) -> Result<(), MlxError>,
+) -> Result<(), MlxError> {
+    let mut index = 0usize;
     for shard in shards {
         let path = dir.join(&shard.file);
         let file = File::open(&path).map_err(super::io_error(&path))?;
@@ -99,12 +115,9 @@ pub fn outputs(
                     ));
                 }
             }
-            let job = &jobs[job_index];
-            let method = methods[job_index];
-            check_rows(gguf, &path, &tensors, job, method, group, options)?;
-            gguf.release(&job.tensor);
+            check(index, &path, &tensors, group)?;
             release(&map);
-            job_index += 1;
+            index += 1;
         }
     }
     Ok(())
@@ -119,21 +132,12 @@ fn check_rows(
     group: &[Entry],
     options: &MlxOptions,
 ) -> Result<(), MlxError> {
-    let data = |i: usize| -> Result<&[u8], MlxError> {
-        let entry = group
-            .get(i)
-            .ok_or_else(|| verify_err(path, format!("{}: missing part {i}", job.target.name)))?;
-        tensors
-            .tensor(&entry.name)
-            .map(|v| v.data())
-            .map_err(|e| verify_err(path, format!("{}: {e}", entry.name)))
-    };
+    let parts = group_data(path, tensors, group)?;
     let source = gguf.data(&job.tensor);
     let row_bytes = source.len() / job.rows.max(1);
     let mut rows = vec![0, job.rows / 2, job.rows.saturating_sub(1)];
     rows.dedup();
     let mut expected = vec![0f32; job.row_len];
-    let dtype = options.dtype;
     for r in rows {
         let s = job.source_row(r);
         if !job
@@ -146,60 +150,121 @@ fn check_rows(
                 format!("{}: cannot dequantise source", job.tensor.name),
             ));
         }
-        let mismatch = |k: usize, got: f32, want: f32| {
-            verify_err(
-                path,
-                format!(
-                    "{} row {r} element {k}: {got} written, {want} expected ({method:?})",
-                    job.target.name
-                ),
-            )
+        let row = Row {
+            name: &job.target.name,
+            method,
+            bits: job.bits(),
+            shift: job.target.shift,
+            row_len: job.row_len,
         };
-        match job.bits() {
-            None => {
-                let width = dtype.size() * job.row_len;
-                let got = read_floats(&data(0)?[r * width..(r + 1) * width], dtype);
-                for (k, (&g, &w)) in got.iter().zip(&expected).enumerate() {
-                    let want = dtype.round(w + job.target.shift);
-                    if g != want && !(g.is_nan() && want.is_nan()) {
-                        return Err(mismatch(k, g, want));
-                    }
+        compare_row(path, &row, r, &expected, &parts, options)?;
+    }
+    Ok(())
+}
+
+/// The data of each of a group's tensors, in plan order.
+pub(super) fn group_data<'a>(
+    path: &Path,
+    tensors: &SafeTensors<'a>,
+    group: &[Entry],
+) -> Result<Vec<&'a [u8]>, MlxError> {
+    group
+        .iter()
+        .map(|entry| {
+            tensors
+                .tensor(&entry.name)
+                .map(|v| v.data())
+                .map_err(|e| verify_err(path, format!("{}: {e}", entry.name)))
+        })
+        .collect()
+}
+
+/// What is compared of one written tensor's row.
+pub(super) struct Row<'a> {
+    /// Output tensor name (the quantised weight's, for quantised tensors).
+    pub name: &'a str,
+    /// How it was produced.
+    pub method: Method,
+    /// MLX bits, for quantised tensors.
+    pub bits: Option<u32>,
+    /// Added to every source value (Gemma's norms).
+    pub shift: f32,
+    /// Elements per row.
+    pub row_len: usize,
+}
+
+/// Checks written row `r` against the source row `expected`: floats exactly (after rounding
+/// to the output type), quantised groups within their rounding bound. `parts` are the output
+/// tensor's data (codes, scales, biases for quantised ones).
+pub(super) fn compare_row(
+    path: &Path,
+    row: &Row<'_>,
+    r: usize,
+    expected: &[f32],
+    parts: &[&[u8]],
+    options: &MlxOptions,
+) -> Result<(), MlxError> {
+    let dtype = options.dtype;
+    let method = row.method;
+    let part = |i: usize| {
+        parts
+            .get(i)
+            .copied()
+            .ok_or_else(|| verify_err(path, format!("{}: missing part {i}", row.name)))
+    };
+    let mismatch = |k: usize, got: f32, want: f32| {
+        verify_err(
+            path,
+            format!(
+                "{} row {r} element {k}: {got} written, {want} expected ({method:?})",
+                row.name
+            ),
+        )
+    };
+    match row.bits {
+        None => {
+            let width = dtype.size() * row.row_len;
+            let got = read_floats(&part(0)?[r * width..(r + 1) * width], dtype);
+            for (k, (&g, &w)) in got.iter().zip(expected).enumerate() {
+                let want = dtype.round(w + row.shift);
+                if g != want && !(g.is_nan() && want.is_nan()) {
+                    return Err(mismatch(k, g, want));
                 }
             }
-            Some(bits) => {
-                let group_size = options.group_size as usize;
-                let words = job.row_len * bits as usize / 32;
-                let groups = job.row_len / group_size;
-                let sw = groups * dtype.size();
-                let packed = Packed {
-                    weight: data(0)?[r * words * 4..(r + 1) * words * 4].to_vec(),
-                    scales: read_floats(&data(1)?[r * sw..(r + 1) * sw], dtype),
-                    biases: read_floats(&data(2)?[r * sw..(r + 1) * sw], dtype),
+        }
+        Some(bits) => {
+            let group_size = options.group_size as usize;
+            let words = row.row_len * bits as usize / 32;
+            let groups = row.row_len / group_size;
+            let sw = groups * dtype.size();
+            let packed = Packed {
+                weight: part(0)?[r * words * 4..(r + 1) * words * 4].to_vec(),
+                scales: read_floats(&part(1)?[r * sw..(r + 1) * sw], dtype),
+                biases: read_floats(&part(2)?[r * sw..(r + 1) * sw], dtype),
+            };
+            let n_bins = ((1u32 << bits) - 1) as f32;
+            let mut got = vec![0f32; group_size];
+            for g in 0..groups {
+                quant::dequantize_group(&packed, bits, group_size, g, &mut got);
+                let (scale, bias) = (packed.scales[g].abs(), packed.biases[g].abs());
+                // f16 rounding of scale and bias, on top of the quantisation step itself.
+                let rounding = (scale * n_bins + bias) * 2f32.powi(-10) + 1e-7;
+                let tolerance = match method {
+                    Method::Exact => 0.0,
+                    Method::ScalesRounded => rounding,
+                    // MLX keeps zero on the grid, so the far edge of a group can be
+                    // clamped by up to one step (half a step everywhere else).
+                    _ => scale + rounding,
                 };
-                let n_bins = ((1u32 << bits) - 1) as f32;
-                let mut got = vec![0f32; group_size];
-                for g in 0..groups {
-                    quant::dequantize_group(&packed, bits, group_size, g, &mut got);
-                    let (scale, bias) = (packed.scales[g].abs(), packed.biases[g].abs());
-                    // f16 rounding of scale and bias, on top of the quantisation step itself.
-                    let rounding = (scale * n_bins + bias) * 2f32.powi(-10) + 1e-7;
-                    let tolerance = match method {
-                        Method::Exact => 0.0,
-                        Method::ScalesRounded => rounding,
-                        // MLX keeps zero on the grid, so the far edge of a group can be
-                        // clamped by up to one step (half a step everywhere else).
-                        _ => scale + rounding,
+                for (k, &value) in got.iter().enumerate() {
+                    let want = expected[g * group_size + k];
+                    let ok = if tolerance == 0.0 {
+                        value == want
+                    } else {
+                        (value - want).abs() <= tolerance
                     };
-                    for (k, &value) in got.iter().enumerate() {
-                        let want = expected[g * group_size + k];
-                        let ok = if tolerance == 0.0 {
-                            value == want
-                        } else {
-                            (value - want).abs() <= tolerance
-                        };
-                        if !ok {
-                            return Err(mismatch(g * group_size + k, value, want));
-                        }
+                    if !ok {
+                        return Err(mismatch(g * group_size + k, value, want));
                     }
                 }
             }
