@@ -1,5 +1,6 @@
-"""OCR latency (not part of the test suite): tract (cpu-x86) vs ONNX Runtime CPU (cpu-x86 with
-OCR engines onnx/cpu first), two alternating runs each, 7 requests after a warm-up.
+"""OCR latency (not part of the test suite): the cpu-x86 profile with OCR engines tract/cpu first
+vs onnx/cpu first (ONNX Runtime's CPU provider, cpu-x86's default since stop 10), two
+alternating runs each, 7 requests after a warm-up.
 
     ~/.cache/switchyard/venv-*/bin/python tests/python/bench_ocr_engines.py
 """
@@ -16,10 +17,9 @@ LINES = ["Invoice 2024-07 total: 129.50 EUR", "Shipping address:", "42 Baker Str
 png = render(LINES, "DejaVuSans.ttf", 26)
 
 def profile(tmp: Path, onnx: bool) -> str:
-    if not onnx:
-        return ""
-    text = (REPO_ROOT / "profiles/devices/cpu-x86.toml").read_text().replace('name = "cpu-x86"', 'name = "cpu-x86-ocr-onnx"')
-    text, n = re.subn(r'(task = "ocr"\n(?:#[^\n]*\n)*engines = )\[[^\]]*\]', r'\1["onnx/cpu", "tract/cpu"]', text)
+    order = '["onnx/cpu", "tract/cpu"]' if onnx else '["tract/cpu", "onnx/cpu"]'
+    text = (REPO_ROOT / "profiles/devices/cpu-x86.toml").read_text().replace('name = "cpu-x86"', 'name = "cpu-x86-ocr-bench"')
+    text, n = re.subn(r'(task = "ocr"\n(?:#[^\n]*\n)*engines = )\[[^\]]*\]', lambda m: m.group(1) + order, text)
     assert n == 1
     p = tmp / "p.toml"; p.write_text(text)
     return f'profile = "{p}"\n'

@@ -156,3 +156,32 @@ def test_warmup_says_which_provider_runs_and_why(tmp_path: Path) -> None:
     assert "all-minilm-l6-v2: ready on onnx/cpu" in out, out
     assert "tensorrt is not available here" in out and "TensorrtExecutionProvider" in out, out
     assert "piper-joe-medium: ready on onnx/cpu" in out and "coreml is not available here" in out, out
+
+
+def test_ocr_falls_back_to_tract_without_onnx_runtime(tmp_path: Path) -> None:
+    """cpu-x86 lists onnx/cpu before tract/cpu for OCR. On a box without the ONNX Runtime
+    library, OCR still reads the text, on tract, and health says why."""
+    from test_multimodal import data_uri, render
+    from test_served_artifacts import MODELS, OCR, link_model
+
+    models = tmp_path / "models"
+    models.mkdir()
+    link_model(MODELS / OCR, models / OCR)
+    gw = start_gateway(tmp_path, f'models_dir = "{models}"\n' + GATEWAY_CONFIG)
+    try:
+        base = gw.base_url.removesuffix("/v1")
+        with httpx.Client(timeout=120) as http:
+            lines = ["Invoice 2024-07 total: 129.50 EUR"]
+            r = http.post(
+                f"{base}/v1/images/ocr",
+                json={"model": OCR, "image": data_uri(render(lines, "DejaVuSans.ttf", 32))},
+            )
+            assert r.status_code == 200, r.text
+            assert [line["text"] for line in r.json()["lines"]] == lines
+            assert "engine=tract/cpu" in r.headers["x-switchyard-route"], r.headers["x-switchyard-route"]
+            ocr = next(m for m in http.get(f"{base}/health").json()["models"] if m["id"] == OCR)
+            assert ocr["engine"] == "tract/cpu", ocr
+            assert "ONNX Runtime" in ocr["engine_fallback"], ocr
+            assert "switchyard models fetch" in ocr["engine_fallback"], ocr
+    finally:
+        stop_gateway(gw)

@@ -29,7 +29,7 @@ TEXT = "Invoice 2024-07 total: 129.50 EUR"
 
 
 def variant_profile(tmp: Path) -> Path:
-    """cpu-x86 with INT8 first for OCR and only Q4_K_M for the LLM (a lossy re-quantisation of the
+    """cpu-x86 with INT8 on tract first for OCR and only Q4_K_M for the LLM (a lossy re-quantisation of the
     Q4_1 sample, which `build` makes only when the profile leaves no other choice)."""
     text = (REPO_ROOT / "profiles/devices/cpu-x86.toml").read_text()
     text = text.replace('name = "cpu-x86"', 'name = "cpu-x86-variants"')
@@ -39,9 +39,11 @@ def variant_profile(tmp: Path) -> Path:
         text,
     )
     assert n == 1
+    # tract first for OCR (cpu-x86 itself puts ONNX Runtime first): this test is also the
+    # gateway's check of OCR on tract.
     text, n = re.subn(
-        r'(task = "ocr"\n(?:#[^\n]*\n)*engines = \[[^\]]*\]\n)precisions = \[[^\]]*\]',
-        r'\1precisions = ["int8", "fp32"]',
+        r'(task = "ocr"\n(?:#[^\n]*\n)*engines = )\[[^\]]*\]\nprecisions = \[[^\]]*\]',
+        r'\1["tract/cpu", "onnx/cpu"]\nprecisions = ["int8", "fp32"]',
         text,
     )
     assert n == 1
@@ -123,6 +125,7 @@ def test_the_profiles_variants_are_loaded_and_reported(variant_gateway) -> None:
         r = http.post(f"{base}/v1/images/ocr", json={"model": OCR, "image": data_uri(png)})
         assert r.status_code == 200, r.text
         assert [line["text"] for line in r.json()["lines"]] == [TEXT]
+        assert "engine=tract/cpu" in r.headers["x-switchyard-route"], r.headers["x-switchyard-route"]
         # The route trace names the files that served the request.
         assert "detector:int8(PP-OCRv6_det_tiny.int8-qdq-per-channel.onnx)" in r.headers[
             "x-switchyard-route"], r.headers["x-switchyard-route"]

@@ -115,6 +115,16 @@ def test_one_sentence_is_a_whole_file(client: openai.OpenAI, fmt: str) -> None:
         assert abs(total / rate - seconds) < 1e-3
 
 
+def test_default_format_is_mp3_like_openai(client: openai.OpenAI) -> None:
+    """A client that names no response_format gets MP3, as OpenAI's API defaults to."""
+    with client.audio.speech.with_streaming_response.create(
+        model="auto", voice="alloy", input=ONE
+    ) as response:
+        assert response.headers["content-type"] == CONTENT_TYPES["mp3"]
+        data = response.read()
+    check_audio(data, "mp3", ONE)
+
+
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "opus", "flac"])
 def test_speech_transcribes_back(client: openai.OpenAI, gateway, fmt: str) -> None:
     chunks, _ = speak_streamed(gateway, TWO, fmt)

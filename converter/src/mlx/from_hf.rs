@@ -23,8 +23,8 @@ use super::{
     io_error, packed_buffers, partial_dir, publish, quantized_entries, write_json, Method,
     MlxError, MlxOptions, MlxReport, Progress, TensorReport, TokenizerCheck,
 };
-use crate::hf_gguf::source::{Source, SourceTensor};
 use crate::hf_gguf;
+use crate::hf_gguf::source::{Source, SourceTensor};
 
 /// Tokenizer and generation files copied unchanged when the source has them.
 const COPIED_FILES: &[&str] = &[
@@ -86,14 +86,12 @@ pub fn convert_hf_with_progress(
 ) -> Result<MlxReport, MlxError> {
     let started = Instant::now();
     options.validate()?;
-    let checked = hf_gguf::open_decoder(input_dir, |path, architecture| {
-        MlxError::Unsupported {
-            path: path.to_owned(),
-            reason: format!(
-                "{architecture} is an encoder; MLX conversion takes the decoders \
+    let checked = hf_gguf::open_decoder(input_dir, |path, architecture| MlxError::Unsupported {
+        path: path.to_owned(),
+        reason: format!(
+            "{architecture} is an encoder; MLX conversion takes the decoders \
                  LlamaForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM"
-            ),
-        }
+        ),
     })?;
     let tokenizer_present = ["tokenizer.json", "tokenizer.model"]
         .iter()

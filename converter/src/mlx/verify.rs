@@ -70,13 +70,17 @@ pub fn outputs(
     })
 }
 
+/// Called by [`each_group`] with (group index, shard path, the parsed shard, the group's entries).
+pub(super) type GroupCheck<'a> =
+    dyn FnMut(usize, &Path, &SafeTensors<'_>, &[Entry]) -> Result<(), MlxError> + 'a;
+
 /// Parses every shard in `dir`, checks that it holds exactly the planned tensors with their
 /// planned dtype, shape and size, and calls `check` for each group (one source tensor's
 /// outputs; `index` counts groups across shards).
 pub(super) fn each_group(
     dir: &Path,
     shards: &[ShardPlan],
-    check: &mut dyn FnMut(usize, &Path, &SafeTensors<'_>, &[Entry]) -> Result<(), MlxError>,
+    check: &mut GroupCheck<'_>,
 ) -> Result<(), MlxError> {
     let mut index = 0usize;
     for shard in shards {

@@ -21,6 +21,9 @@ struct ModelHealth {
     /// ONNX Runtime models: the execution provider in use and those passed over, with reasons.
     #[serde(skip_serializing_if = "Option::is_none")]
     execution_provider: Option<switchyard_engine_onnx::ProviderReport>,
+    /// Why the profile's first engine for this model is not the one serving it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine_fallback: Option<String>,
     /// The file serving each role under the device profile (source or converter variant).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     artifacts: Vec<switchyard_converter::serving::ServedArtifact>,
@@ -92,6 +95,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
                     active: 0,
                     queued: 0,
                     execution_provider: service.provider.clone(),
+                    engine_fallback: service.fallback.clone(),
                     artifacts: entry.served.clone(),
                 };
             }
@@ -104,6 +108,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
                 active: status.as_ref().map_or(0, |s| s.active),
                 queued: status.as_ref().map_or(0, |s| s.queued),
                 execution_provider: None,
+                engine_fallback: None,
                 artifacts: entry.served.clone(),
             }
         })

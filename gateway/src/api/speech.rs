@@ -2,7 +2,7 @@
 //!
 //! The input is synthesised sentence by sentence and every format is streamed as it is
 //! produced: each sentence's audio is encoded and sent before the next one is spoken, and a
-//! client that goes away stops the synthesis. `response_format`:
+//! client that goes away stops the synthesis. `response_format` (default `mp3`, as OpenAI's):
 //!
 //! - `wav`: 16-bit mono at the voice's rate. Streamed, the header goes first with its RIFF and
 //!   `data` sizes set to `0xFFFFFFFF` ("unknown", as ffmpeg writes to a pipe and as OpenAI's
@@ -125,7 +125,8 @@ fn validate(request: &SpeechRequest, max_chars: usize) -> Result<Speech, ApiErro
         ));
     }
     check_voice(&request.voice)?;
-    let format = AudioFormat::parse(request.response_format.as_deref().unwrap_or("wav"))
+    // OpenAI's default, so a client that names no format gets what it would get there.
+    let format = AudioFormat::parse(request.response_format.as_deref().unwrap_or("mp3"))
         .ok()
         .filter(|f| f.is_supported())
         .ok_or_else(|| {

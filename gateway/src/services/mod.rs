@@ -194,6 +194,7 @@ impl Services {
                 id,
                 engine,
                 provider: None,
+                fallback: None,
             }));
         };
         add(self.vad.loaded_ids(), speech::VAD_ENGINE);
@@ -205,6 +206,7 @@ impl Services {
                     id,
                     engine: model.engine,
                     provider: None,
+                    fallback: model.fallback.clone(),
                 },
             });
         }
@@ -231,6 +233,8 @@ pub struct LoadedService {
     pub engine: &'static str,
     /// For ONNX Runtime models: the provider in use and the ones passed over.
     pub provider: Option<ProviderReport>,
+    /// Why a later engine of the profile's list serves the model, when the first could not.
+    pub fallback: Option<String>,
 }
 
 impl LoadedService {
@@ -239,6 +243,7 @@ impl LoadedService {
             id,
             engine: report.used.engine_label(),
             provider: Some(report.clone()),
+            fallback: None,
         }
     }
 }

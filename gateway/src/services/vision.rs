@@ -1,4 +1,5 @@
-//! OCR (PP-OCRv6 tiny on tract): decoded image in, text lines out.
+//! OCR (PP-OCRv6 tiny on ONNX Runtime or tract, as the profile orders them): decoded image in,
+//! text lines out.
 
 use std::sync::Arc;
 
@@ -22,52 +23,80 @@ pub struct OcrService {
     /// On ONNX Runtime: the provider in use and those passed over (the detector's; the
     /// recognizer is placed the same way).
     pub provider: Option<ProviderReport>,
+    /// Why tract serves a model the profile wanted on ONNX Runtime.
+    pub fallback: Option<String>,
 }
 
 impl Services {
     /// The OCR model for `manifest`, loaded on first use: on tract, or on ONNX Runtime with
-    /// the profile's execution providers when the profile asks for it.
+    /// the profile's execution providers when the profile asks for it. When ONNX Runtime
+    /// cannot serve it (library missing, session failure), tract does, and the service says
+    /// why in `fallback`.
     pub async fn ocr(&self, manifest: &Manifest) -> Result<Arc<OcrService>, EngineError> {
         let det = artifact(manifest, "detector")?;
         let rec = artifact(manifest, "recognizer")?;
         let checked = manifest.clone();
-        if !self.ocr_on_onnx {
-            return self
-                .ocr
-                .get(&manifest.id, move || {
-                    super::verify_roles(&checked, &["detector", "recognizer"])?;
-                    let model =
-                        OcrModel::load(&det, &rec).map_err(|e| EngineError::Load(e.to_string()))?;
-                    Ok(OcrService {
-                        model,
-                        engine: OCR_ENGINE,
-                        provider: None,
-                    })
-                })
-                .await;
-        }
-        self.onnx_runtime()?;
-        let placement = self.placement(Task::Ocr, manifest);
-        let threads = self.threads;
+        let onnx = if self.ocr_on_onnx {
+            Some((
+                self.onnx_runtime(),
+                self.placement(Task::Ocr, manifest),
+                self.threads,
+            ))
+        } else {
+            None
+        };
         self.ocr
             .get(&manifest.id, move || {
                 super::verify_roles(&checked, &["detector", "recognizer"])?;
-                let load = |path: &std::path::Path| {
-                    OnnxNetwork::load(path, threads, &placement)
-                        .map_err(|e| EngineError::Load(e.to_string()))
+                let fallback = match onnx {
+                    None => None,
+                    Some((runtime, placement, threads)) => {
+                        match runtime.and_then(|()| load_on_onnx(&det, &rec, threads, &placement)) {
+                            Ok(service) => return Ok(service),
+                            Err(e) => {
+                                tracing::warn!(
+                                    model = %checked.id,
+                                    error = %e,
+                                    "OCR falls back to tract: ONNX Runtime cannot serve it"
+                                );
+                                Some(format!("ONNX Runtime could not serve it: {e}"))
+                            }
+                        }
+                    }
                 };
-                let (detector, recognizer) = (load(&det)?, load(&rec)?);
-                let report = detector.provider_report().clone();
-                let model = OcrModel::with_networks(Arc::new(detector), Arc::new(recognizer), &rec)
-                    .map_err(|e| EngineError::Load(e.to_string()))?;
+                let model =
+                    OcrModel::load(&det, &rec).map_err(|e| EngineError::Load(e.to_string()))?;
                 Ok(OcrService {
                     model,
-                    engine: report.used.engine_label(),
-                    provider: Some(report),
+                    engine: OCR_ENGINE,
+                    provider: None,
+                    fallback,
                 })
             })
             .await
     }
+}
+
+/// The OCR networks on ONNX Runtime, placed on the first execution provider that works.
+fn load_on_onnx(
+    det: &std::path::Path,
+    rec: &std::path::Path,
+    threads: usize,
+    placement: &switchyard_engine_onnx::Placement,
+) -> Result<OcrService, EngineError> {
+    let load = |path: &std::path::Path| {
+        OnnxNetwork::load(path, threads, placement).map_err(|e| EngineError::Load(e.to_string()))
+    };
+    let (detector, recognizer) = (load(det)?, load(rec)?);
+    let report = detector.provider_report().clone();
+    let model = OcrModel::with_networks(Arc::new(detector), Arc::new(recognizer), rec)
+        .map_err(|e| EngineError::Load(e.to_string()))?;
+    Ok(OcrService {
+        model,
+        engine: report.used.engine_label(),
+        provider: Some(report),
+        fallback: None,
+    })
 }
 
 /// Decodes `bytes` (PNG, JPEG, WebP) within `limits` and reads its text lines. `param` names
