@@ -1,14 +1,22 @@
 //! Switchyard engines facade: the registry of engine families compiled into this build.
 //!
-//! Each family is its own crate behind a cargo feature of the same name (`llamacpp`; `mock`
-//! for tests); GPU features (`cuda`, `metal`, `vulkan`) are passed down to them. The gateway
-//! asks this crate which engine serves a model and whether that engine can run on this box.
+//! Each family is its own crate behind a cargo feature of the same name (`llamacpp`, `onnx`,
+//! `tract`, `whisper`; `mock` for tests), re-exported here under the feature's name; GPU
+//! features (`cuda`, `metal`, `vulkan`) are passed down to llama.cpp. The gateway asks this
+//! crate which engine serves a model and whether each family can run on this box.
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use switchyard_core::Engine;
 use switchyard_core::Manifest;
+
+#[cfg(feature = "onnx")]
+pub use switchyard_engine_onnx as onnx;
+#[cfg(feature = "tract")]
+pub use switchyard_engine_tract as tract;
+#[cfg(feature = "whisper")]
+pub use switchyard_engine_whisper as whisper;
 
 /// An engine family and whether it can run here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,15 +88,53 @@ pub fn engine_for(manifest: &Manifest) -> Result<Arc<dyn Engine>, String> {
     ))
 }
 
-/// Availability of every compiled engine family.
-pub fn availability() -> Vec<Availability> {
-    registry()
+/// Availability of every compiled engine family: the registry's LLM engines, then the media
+/// families (ONNX Runtime needs its shared library in `models_dir`, fetched with the models;
+/// whisper.cpp needs its worker executable; tract needs nothing).
+pub fn availability(models_dir: &Path) -> Vec<Availability> {
+    let mut all: Vec<Availability> = registry()
         .iter()
         .map(|e| Availability {
             name: e.name(),
             status: e.check(),
         })
-        .collect()
+        .collect();
+    #[cfg(feature = "onnx")]
+    all.push(Availability {
+        name: "onnx",
+        status: onnx_status(models_dir),
+    });
+    #[cfg(feature = "tract")]
+    all.push(Availability {
+        name: "tract",
+        status: Ok(()),
+    });
+    #[cfg(feature = "whisper")]
+    all.push(Availability {
+        name: "whisper.cpp",
+        status: switchyard_engine_whisper::locate_worker(None)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    });
+    let _ = models_dir; // read only by the media families
+    all
+}
+
+/// ONNX Runtime: loaded already, or its library present where the models are.
+#[cfg(feature = "onnx")]
+fn onnx_status(models_dir: &Path) -> Result<(), String> {
+    if switchyard_engine_onnx::runtime().is_some() {
+        return Ok(());
+    }
+    let library = switchyard_engine_onnx::runtime_library_in(models_dir);
+    if library.is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ONNX Runtime library not found at {}; run `switchyard models fetch`",
+            library.display()
+        ))
+    }
 }
 
 /// Reads a model file's header to learn what it is; fails with a clear reason otherwise.

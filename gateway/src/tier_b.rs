@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use switchyard_engine_onnx::{EmbedderOptions, MiniLmEmbedder, MiniLmPaths};
+use switchyard_engines::onnx::{EmbedderOptions, MiniLmEmbedder, MiniLmPaths};
 use switchyard_intent::tier_b::{SentenceEmbedder, TierB};
 use switchyard_router::TierBSetup;
 
@@ -37,7 +37,8 @@ pub fn load(models_dir: &Path, config: &Config) -> Option<TierBSetup> {
     }
     let loaded = (|| -> Result<TierBSetup, String> {
         let head = TierB::builtin().map_err(|e| e.to_string())?;
-        switchyard_engine_onnx::init_runtime(&paths.runtime_library).map_err(|e| e.to_string())?;
+        switchyard_engines::onnx::init_runtime(&paths.runtime_library)
+            .map_err(|e| e.to_string())?;
         let options = EmbedderOptions {
             threads: config.engine_config().threads as usize,
             // The head was trained on embeddings of this many tokens (and it keeps tier B fast).

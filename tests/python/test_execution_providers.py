@@ -125,6 +125,16 @@ def test_ocr_runs_on_onnx_runtime_when_the_profile_puts_it_first(
         assert 'switchyard_execution_provider{model="pp-ocrv6-tiny",provider="cpu",state="used"} 1' in metrics
 
 
+def test_health_lists_every_engine_family(gateway) -> None:
+    """llama.cpp, ONNX Runtime, tract and whisper.cpp are compiled in (the engines facade's
+    default features) and can all run on a set-up box."""
+    base = gateway.base_url.removesuffix("/v1")
+    engines = httpx.get(f"{base}/health", timeout=30).json()["engines"]
+    assert {e["name"]: e["available"] for e in engines} == {
+        "llama.cpp": True, "onnx": True, "tract": True, "whisper.cpp": True
+    }, engines
+
+
 def test_default_profile_reports_the_cpu_without_fallbacks(gateway) -> None:
     base = gateway.base_url.removesuffix("/v1")
     with httpx.Client(timeout=120) as http:
@@ -183,5 +193,10 @@ def test_ocr_falls_back_to_tract_without_onnx_runtime(tmp_path: Path) -> None:
             assert ocr["engine"] == "tract/cpu", ocr
             assert "ONNX Runtime" in ocr["engine_fallback"], ocr
             assert "switchyard models fetch" in ocr["engine_fallback"], ocr
+            # The engine list says which family cannot run here, and why.
+            engines = {e["name"]: e for e in http.get(f"{base}/health").json()["engines"]}
+            assert not engines["onnx"]["available"], engines
+            assert "switchyard models fetch" in engines["onnx"]["reason"], engines
+            assert engines["tract"]["available"], engines
     finally:
         stop_gateway(gw)

@@ -50,6 +50,11 @@ pub const MINILM_MODEL_FILE: &str = "model.onnx";
 /// File name of the tokenizer inside the model folder.
 pub const MINILM_TOKENIZER_FILE: &str = "tokenizer.json";
 
+/// Where `switchyard models fetch` puts the ONNX Runtime shared library under `models_dir`.
+pub fn runtime_library_in(models_dir: &Path) -> PathBuf {
+    models_dir.join(RUNTIME_ID).join(RUNTIME_LIBRARY_FILE)
+}
+
 /// Where `switchyard models fetch` puts the runtime library and the MiniLM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MiniLmPaths {
@@ -66,7 +71,7 @@ impl MiniLmPaths {
     pub fn in_models_dir(models_dir: &Path) -> MiniLmPaths {
         let model_dir = models_dir.join(MINILM_ID);
         MiniLmPaths {
-            runtime_library: models_dir.join(RUNTIME_ID).join(RUNTIME_LIBRARY_FILE),
+            runtime_library: runtime_library_in(models_dir),
             model: model_dir.join(MINILM_MODEL_FILE),
             tokenizer: model_dir.join(MINILM_TOKENIZER_FILE),
         }

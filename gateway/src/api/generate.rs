@@ -564,7 +564,7 @@ async fn resolve_media(
                 .map_err(|e| ApiError::internal(format!("OCR task failed: {e}")))?;
                 trace.ledger = ledger;
                 let lines = lines.map_err(|e| ApiError::from_engine(e, retry_after))?;
-                let text = switchyard_engine_tract::ocr::join_text(&lines);
+                let text = switchyard_engines::tract::ocr::join_text(&lines);
                 trace.step("ocr", &model_id, engine, started, Some(&text));
                 texts.push(chat_media::grounding(MediaKind::Image, index, &text));
             }
@@ -576,7 +576,7 @@ async fn resolve_media(
                     &model_id,
                     taken,
                     Arc::clone(&part.data),
-                    switchyard_engine_whisper::TranscribeOptions::default(),
+                    switchyard_engines::whisper::TranscribeOptions::default(),
                     &part.param,
                 )
                 .await?;
@@ -596,7 +596,7 @@ async fn resolve_media(
 /// The installed text-to-speech voice (model id, loaded voice).
 async fn tts_voice(
     state: &Arc<AppState>,
-) -> Result<(String, Arc<switchyard_engine_onnx::piper::PiperVoice>), ApiError> {
+) -> Result<(String, Arc<switchyard_engines::onnx::piper::PiperVoice>), ApiError> {
     let entry = state
         .models
         .values()
@@ -628,12 +628,12 @@ fn complete_sentences_end(text: &str) -> Option<usize> {
 
 /// Speaks `text` as 24 kHz pcm16 and wraps it as a stream chunk's `delta.audio`.
 async fn spoken_chunk(
-    voice: &Arc<switchyard_engine_onnx::piper::PiperVoice>,
+    voice: &Arc<switchyard_engines::onnx::piper::PiperVoice>,
     text: String,
     id: &str,
 ) -> Result<serde_json::Value, ApiError> {
     let voice = Arc::clone(voice);
-    let sentences = switchyard_engine_onnx::piper::sentences(&text);
+    let sentences = switchyard_engines::onnx::piper::sentences(&text);
     let pcm = tokio::task::spawn_blocking(move || {
         let samples = if sentences.is_empty() {
             Vec::new()
@@ -664,7 +664,7 @@ async fn speak_answer(
     id: &str,
 ) -> Result<serde_json::Value, ApiError> {
     let (voice_id, voice) = tts_voice(state).await?;
-    let sentences = switchyard_engine_onnx::piper::sentences(text);
+    let sentences = switchyard_engines::onnx::piper::sentences(text);
     let format = out.format;
     let engine = voice.execution_provider().engine_label();
     let started = Instant::now();
@@ -775,7 +775,7 @@ impl Context {
 fn stream_events(
     ctx: Context,
     mut generation: Generation,
-    speaker: Option<Arc<switchyard_engine_onnx::piper::PiperVoice>>,
+    speaker: Option<Arc<switchyard_engines::onnx::piper::PiperVoice>>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         let mut meter = Meter::new(&ctx);

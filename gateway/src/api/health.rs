@@ -20,7 +20,7 @@ struct ModelHealth {
     queued: usize,
     /// ONNX Runtime models: the execution provider in use and those passed over, with reasons.
     #[serde(skip_serializing_if = "Option::is_none")]
-    execution_provider: Option<switchyard_engine_onnx::ProviderReport>,
+    execution_provider: Option<switchyard_engines::onnx::ProviderReport>,
     /// Why the profile's first engine for this model is not the one serving it.
     #[serde(skip_serializing_if = "Option::is_none")]
     engine_fallback: Option<String>,
@@ -113,7 +113,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
             }
         })
         .collect();
-    let engines = switchyard_engines::availability()
+    let engines = switchyard_engines::availability(&state.services.models_dir)
         .into_iter()
         .map(|a| EngineHealth {
             name: a.name,

@@ -71,7 +71,7 @@ pub(super) async fn ocr(
         .map_err(|e| ApiError::internal(format!("OCR task failed: {e}")))?;
         let mut trace = trace;
         let lines = lines.map_err(|e| ApiError::from_engine(e, retry_after))?;
-        let text = switchyard_engine_tract::ocr::join_text(&lines);
+        let text = switchyard_engines::tract::ocr::join_text(&lines);
         trace.step("ocr", &decision.model, engine, started, Some(&text));
         trace.record(&state.metrics);
         let lines: Vec<Value> = lines

@@ -34,7 +34,7 @@ use base64::Engine as _;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_engine_onnx::piper::{
+use switchyard_engines::onnx::piper::{
     sentences, PiperVoice, SynthesisOptions, MAX_SPEED, MIN_SPEED,
 };
 use switchyard_media::{AudioFormat, StreamEncoder};

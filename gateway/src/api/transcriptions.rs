@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use switchyard_engine_whisper::TranscribeOptions;
+use switchyard_engines::whisper::TranscribeOptions;
 use switchyard_router::{Claimed, Endpoint, Part, RouteRequest};
 use tracing::Instrument;
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use switchyard_core::{EngineError, Manifest};
-use switchyard_engine_onnx::{EmbedderOptions, MiniLmEmbedder};
+use switchyard_engines::onnx::{EmbedderOptions, MiniLmEmbedder};
 
 use switchyard_profiles::Task;
 

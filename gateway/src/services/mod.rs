@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use switchyard_core::{EngineError, Manifest};
-use switchyard_engine_onnx::{Placement, ProviderReport};
+use switchyard_engines::onnx::{Placement, ProviderReport};
 use switchyard_profiles::{DeviceProfile, Task};
 use tokio::sync::OnceCell;
 
@@ -128,11 +128,11 @@ pub struct Services {
     pub(crate) placements: HashMap<Task, Placement>,
     /// OCR runs on ONNX Runtime (the profile lists `onnx/*` before `tract/cpu` for it).
     pub(crate) ocr_on_onnx: bool,
-    pub(crate) embedders: LoadedOnce<switchyard_engine_onnx::MiniLmEmbedder>,
+    pub(crate) embedders: LoadedOnce<switchyard_engines::onnx::MiniLmEmbedder>,
     pub(crate) ocr: LoadedOnce<vision::OcrService>,
-    pub(crate) vad: LoadedOnce<switchyard_engine_tract::vad::VadModel>,
-    pub(crate) stt: LoadedOnce<switchyard_engine_whisper::WhisperHost>,
-    pub(crate) tts: LoadedOnce<switchyard_engine_onnx::piper::PiperVoice>,
+    pub(crate) vad: LoadedOnce<switchyard_engines::tract::vad::VadModel>,
+    pub(crate) stt: LoadedOnce<switchyard_engines::whisper::WhisperHost>,
+    pub(crate) tts: LoadedOnce<switchyard_engines::onnx::piper::PiperVoice>,
 }
 
 impl Services {
@@ -174,9 +174,8 @@ impl Services {
 
     /// Initialises ONNX Runtime from the models directory (once per process).
     pub(crate) fn onnx_runtime(&self) -> Result<(), EngineError> {
-        let library =
-            switchyard_engine_onnx::MiniLmPaths::in_models_dir(&self.models_dir).runtime_library;
-        switchyard_engine_onnx::init_runtime(&library)
+        let library = switchyard_engines::onnx::runtime_library_in(&self.models_dir);
+        switchyard_engines::onnx::init_runtime(&library)
             .map(|_| ())
             .map_err(|e| {
                 EngineError::Unavailable(format!(

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use switchyard_core::{CopyLedger, EngineError, Manifest, Tensor};
-use switchyard_engine_tract::vad::{SpeechSegment, VadModel, VadOptions};
-use switchyard_engine_whisper::{ShmAlloc, TranscribeOptions, WhisperConfig, WhisperHost};
+use switchyard_engines::tract::vad::{SpeechSegment, VadModel, VadOptions};
+use switchyard_engines::whisper::{ShmAlloc, TranscribeOptions, WhisperConfig, WhisperHost};
 use switchyard_media::AudioLimits;
 
 use super::{artifact, media_error, Services};
@@ -129,7 +129,7 @@ pub fn transcribe(
     options: &TranscribeOptions,
     ledger: &CopyLedger,
 ) -> Result<Transcription, EngineError> {
-    let stt_error = |e: switchyard_engine_whisper::SttError| {
+    let stt_error = |e: switchyard_engines::whisper::SttError| {
         EngineError::Inference(format!("speech-to-text failed: {e}"))
     };
     let (pieces, vad_trace) = match vad {
@@ -181,11 +181,11 @@ impl Services {
     pub async fn tts(
         &self,
         manifest: &Manifest,
-    ) -> Result<Arc<switchyard_engine_onnx::piper::PiperVoice>, EngineError> {
+    ) -> Result<Arc<switchyard_engines::onnx::piper::PiperVoice>, EngineError> {
         self.onnx_runtime()?;
         let model = artifact(manifest, "model")?;
         let config = artifact(manifest, "config")?;
-        let options = switchyard_engine_onnx::piper::VoiceOptions {
+        let options = switchyard_engines::onnx::piper::VoiceOptions {
             threads: self.threads,
             placement: self.placement(switchyard_profiles::Task::Tts, manifest),
             ..Default::default()
@@ -194,7 +194,7 @@ impl Services {
         self.tts
             .get(&manifest.id, move || {
                 super::verify_roles(&checked, &["model", "config"])?;
-                switchyard_engine_onnx::piper::PiperVoice::load_with(&model, &config, &options)
+                switchyard_engines::onnx::piper::PiperVoice::load_with(&model, &config, &options)
                     .map_err(|e| EngineError::Load(e.to_string()))
             })
             .await

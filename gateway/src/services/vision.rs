@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use switchyard_core::{CopyLedger, EngineError, HeapAlloc, Manifest};
-use switchyard_engine_onnx::{OnnxNetwork, ProviderReport};
-use switchyard_engine_tract::ocr::{OcrLine, OcrModel};
+use switchyard_engines::onnx::{OnnxNetwork, ProviderReport};
+use switchyard_engines::tract::ocr::{OcrLine, OcrModel};
 use switchyard_media::ImageLimits;
 use switchyard_profiles::Task;
 
@@ -82,7 +82,7 @@ fn load_on_onnx(
     det: &std::path::Path,
     rec: &std::path::Path,
     threads: usize,
-    placement: &switchyard_engine_onnx::Placement,
+    placement: &switchyard_engines::onnx::Placement,
 ) -> Result<OcrService, EngineError> {
     let load = |path: &std::path::Path| {
         OnnxNetwork::load(path, threads, placement).map_err(|e| EngineError::Load(e.to_string()))
