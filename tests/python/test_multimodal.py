@@ -112,6 +112,16 @@ def test_transcription_formats(client: openai.OpenAI, tmp_path: Path) -> None:
     assert_valid("CreateTranscriptionResponseVerboseJson", body)
     assert body["segments"] and body["segments"][0]["end"] > body["segments"][0]["start"]
     assert abs(body["duration"] - (len(audio) - 44) / 2 / 22050) < 0.5
+    # whisper.cpp's own statistics, as openai-whisper defines them, for clean speech.
+    for segment in body["segments"]:
+        assert segment["tokens"] and all(0 <= t < 50256 for t in segment["tokens"]), segment
+        assert -1.5 < segment["avg_logprob"] < 0.0, segment
+        assert 0.0 <= segment["no_speech_prob"] < 0.5, segment
+        assert 0.5 < segment["compression_ratio"] < 2.4, segment
+        assert segment["temperature"] == 0.0
+    print("verbose_json segments:", [(s["text"], len(s["tokens"]), round(s["avg_logprob"], 3),
+                                      round(s["no_speech_prob"], 3), round(s["compression_ratio"], 2))
+                                     for s in body["segments"]])
     assert "model=whisper-tiny.en" in verbose.headers["x-switchyard-route"]
     text = client.audio.transcriptions.create(
         model="auto", file=("a.wav", audio), response_format="text"

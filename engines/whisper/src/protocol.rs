@@ -78,6 +78,15 @@ pub struct Segment {
     pub end_s: f32,
     /// Text of the segment.
     pub text: String,
+    /// The segment's text token ids (special and timestamp tokens left out).
+    #[serde(default)]
+    pub tokens: Vec<i32>,
+    /// Mean log-probability of those tokens (0 when there are none).
+    #[serde(default)]
+    pub avg_logprob: f32,
+    /// whisper.cpp's probability that the segment holds no speech.
+    #[serde(default)]
+    pub no_speech_prob: f32,
 }
 
 /// Where the worker spent its time on one request, in milliseconds.

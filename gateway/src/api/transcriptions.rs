@@ -3,8 +3,9 @@
 //! cut at pauses by Silero VAD first.
 //!
 //! `response_format`: `json` (default), `text`, `verbose_json` (segments with timestamps),
-//! `srt`, `vtt`. In `verbose_json`, whisper.cpp's per-segment statistics that Switchyard does
-//! not collect (`tokens`, `avg_logprob`, `compression_ratio`, `no_speech_prob`) are empty or 0.
+//! `srt`, `vtt`. `verbose_json` segments carry whisper.cpp's statistics as openai-whisper
+//! defines them: text `tokens`, `avg_logprob` (mean over those tokens), `no_speech_prob`,
+//! `compression_ratio` (zlib), and the request's `temperature`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -194,6 +195,7 @@ pub(super) async fn transcriptions(
             ),
         };
         let decision = super::route::decide(&state, request, false).await?;
+        let temperature = form.options.temperature;
         let (transcription, trace) = run_stt(
             &state,
             &decision.model,
@@ -203,7 +205,7 @@ pub(super) async fn transcriptions(
         )
         .await?;
         trace.record(&state.metrics);
-        let mut response = render(&transcription, form.format, &trace);
+        let mut response = render(&transcription, form.format, temperature, &trace);
         super::add_route_header(&mut response, &decision, STT_ENGINE);
         trace.add_header(&mut response);
         Ok::<_, ApiError>(response)
@@ -333,7 +335,24 @@ fn subtitles(segments: &[TimedText], vtt: bool) -> String {
     out
 }
 
-fn render(t: &Transcription, format: Format, trace: &PipelineTrace) -> Response {
+/// openai-whisper's `compression_ratio`: UTF-8 bytes of the text over its zlib-compressed
+/// size (level 6). High values (above ~2.4) flag repetitive, hallucinated segments.
+fn compression_ratio(text: &str) -> f32 {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let compressed = encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map(|c| c.len())
+        .unwrap_or(0);
+    if compressed == 0 {
+        0.0
+    } else {
+        text.len() as f32 / compressed as f32
+    }
+}
+
+fn render(t: &Transcription, format: Format, temperature: f32, trace: &PipelineTrace) -> Response {
     let text_response = |body: String, content_type: &'static str| {
         let mut r = body.into_response();
         r.headers_mut()
@@ -358,8 +377,10 @@ fn render(t: &Transcription, format: Format, trace: &PipelineTrace) -> Response 
                 .map(|(i, s)| {
                     json!({
                         "id": i, "seek": (s.start * 100.0) as u64, "start": s.start, "end": s.end,
-                        "text": s.text, "tokens": [], "temperature": 0.0, "avg_logprob": 0.0,
-                        "compression_ratio": 0.0, "no_speech_prob": 0.0,
+                        "text": s.text, "tokens": s.tokens, "temperature": temperature,
+                        "avg_logprob": s.avg_logprob,
+                        "compression_ratio": compression_ratio(&s.text),
+                        "no_speech_prob": s.no_speech_prob,
                     })
                 })
                 .collect();
@@ -388,6 +409,9 @@ mod tests {
             start: 0.0,
             end: 1.25,
             text: "Hello.".into(),
+            tokens: vec![15947, 13],
+            avg_logprob: -0.1,
+            no_speech_prob: 0.01,
         }];
         assert_eq!(
             subtitles(&segments, false),
@@ -395,5 +419,14 @@ mod tests {
         );
         assert!(subtitles(&segments, true).starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.250"));
         assert!(Format::parse("xml").is_err());
+    }
+
+    #[test]
+    fn compression_ratio_flags_repetition() {
+        let plain = compression_ratio("The quick brown fox jumps over the lazy dog.");
+        let repeated = compression_ratio(&"thank you ".repeat(40));
+        assert!(plain > 0.5 && plain < 1.5, "{plain}");
+        assert!(repeated > 2.4, "{repeated}");
+        assert_eq!(compression_ratio(""), 0.0);
     }
 }

@@ -35,6 +35,13 @@ pub struct TimedText {
     pub end: f32,
     /// Text.
     pub text: String,
+    /// The text's token ids (in verbose_json, not in traces).
+    #[serde(skip)]
+    pub tokens: Vec<i32>,
+    /// Mean log-probability of those tokens.
+    pub avg_logprob: f32,
+    /// Probability that the segment holds no speech.
+    pub no_speech_prob: f32,
 }
 
 /// What speech-to-text produced.
@@ -159,6 +166,9 @@ pub fn transcribe(
             start: s.start_s + offset,
             end: s.end_s + offset,
             text: s.text.trim().to_owned(),
+            tokens: s.tokens,
+            avg_logprob: s.avg_logprob,
+            no_speech_prob: s.no_speech_prob,
         }));
     }
     let text = segments

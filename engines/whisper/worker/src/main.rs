@@ -95,6 +95,7 @@ fn run(args: &Args) -> Result<(), WorkerError> {
             source,
         })?;
     let mut state = ctx.create_state().map_err(WorkerError::State)?;
+    let eot = ctx.token_eot();
     tracing::info!(ms = loaded.elapsed().as_millis() as u64, model = %args.model.display(), "model loaded");
 
     let stream = accept_host(&args.socket, Duration::from_millis(args.accept_timeout_ms))?;
@@ -103,7 +104,7 @@ fn run(args: &Args) -> Result<(), WorkerError> {
             tracing::info!("host closed the socket; exiting");
             return Ok(());
         };
-        let response = handle(&mut state, &payload, fds, args.threads);
+        let response = handle(&mut state, &payload, fds, args.threads, eot);
         let bytes = serde_json::to_vec(&response).unwrap_or_else(|e| {
             format!(
                 r#"{{"id":{},"status":"error","message":"cannot encode response: {e}"}}"#,
@@ -147,7 +148,13 @@ fn accept_host(path: &Path, timeout: Duration) -> Result<UnixStream, WorkerError
     Ok(stream)
 }
 
-fn handle(state: &mut WhisperState, payload: &[u8], fds: Vec<OwnedFd>, threads: u32) -> Response {
+fn handle(
+    state: &mut WhisperState,
+    payload: &[u8],
+    fds: Vec<OwnedFd>,
+    threads: u32,
+    eot: i32,
+) -> Response {
     let request: Request = match serde_json::from_slice(payload) {
         Ok(r) => r,
         Err(e) => {
@@ -162,7 +169,7 @@ fn handle(state: &mut WhisperState, payload: &[u8], fds: Vec<OwnedFd>, threads: 
     let id = request.id;
     let span = tracing::info_span!("whisper_request", id);
     let _enter = span.enter();
-    let outcome = transcribe(state, request, fds, threads).unwrap_or_else(|message| {
+    let outcome = transcribe(state, request, fds, threads, eot).unwrap_or_else(|message| {
         tracing::warn!(%message, "request failed");
         Outcome::Error { message }
     });
@@ -174,6 +181,7 @@ fn transcribe(
     request: Request,
     fds: Vec<OwnedFd>,
     default_threads: u32,
+    eot: i32,
 ) -> Result<Outcome, String> {
     let started = Instant::now();
     let mut fds = fds.into_iter();
@@ -246,10 +254,30 @@ fn transcribe(
             .to_str_lossy()
             .map_err(|e| format!("segment text: {e}"))?
             .into_owned();
+        // Text tokens only: ids from the end-of-text token up are special or timestamps.
+        let mut tokens = Vec::new();
+        let mut logprob_sum = 0f32;
+        for i in 0..segment.n_tokens() {
+            if let Some(token) = segment.get_token(i) {
+                let id = token.token_id();
+                if id < eot {
+                    tokens.push(id);
+                    logprob_sum += token.token_data().plog;
+                }
+            }
+        }
+        let avg_logprob = if tokens.is_empty() {
+            0.0
+        } else {
+            logprob_sum / tokens.len() as f32
+        };
         segments.push(Segment {
             start_s: segment.start_timestamp() as f32 / 100.0,
             end_s: segment.end_timestamp() as f32 / 100.0,
             text,
+            tokens,
+            avg_logprob,
+            no_speech_prob: segment.no_speech_probability(),
         });
     }
     let text = segments
