@@ -10,6 +10,7 @@
 pub mod build;
 pub mod ct2_whisper;
 pub mod hf_gguf;
+pub mod mapped;
 pub mod mlx;
 pub mod onnx_variants;
 pub mod plan;

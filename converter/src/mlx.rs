@@ -404,30 +404,14 @@ pub fn convert_gguf_with_progress(
     let entries: Vec<Vec<Entry>> = jobs.iter().map(|j| j.entries(options)).collect();
     let shards = writer::plan_shards(&entries, options.max_shard_bytes);
     let total_bytes: u64 = jobs.iter().map(|j| j.tensor.len as u64).sum();
-    let mut done_bytes = 0u64;
     let mut methods = vec![Method::Float; jobs.len()];
-    let mut job_index = 0usize;
-    for shard in &shards {
-        let path = dir.join(&shard.file);
-        let mut out = writer::ShardWriter::create(&path, shard)?;
-        for _ in &shard.groups {
-            let job = &jobs[job_index];
-            progress(&Progress {
-                step: &job.target.name,
-                done_bytes,
-                total_bytes,
-            });
-            let (method, buffers) = convert_tensor(&gguf, job, options)?;
-            gguf.release(&job.tensor);
-            for buffer in &buffers {
-                out.write_tensor(buffer)?;
-            }
-            methods[job_index] = method;
-            done_bytes += job.tensor.len as u64;
-            job_index += 1;
-        }
-        out.finish()?;
-    }
+    let done_bytes = write_shards(dir, &shards, total_bytes, progress, &mut |index| {
+        let job = &jobs[index];
+        let (method, buffers) = convert_tensor(&gguf, job, options)?;
+        gguf.release(&job.tensor);
+        methods[index] = method;
+        Ok((&job.target.name, job.tensor.len as u64, buffers))
+    })?;
     progress(&Progress {
         step: "writing config and tokenizer",
         done_bytes,
@@ -497,11 +481,7 @@ pub fn convert_gguf_with_progress(
             skipped: Some("disabled".into()),
         }
     };
-    let mut output_bytes = 0u64;
-    for file in &files {
-        let path = dir.join(file);
-        output_bytes += fs::metadata(&path).map_err(io_error(&path))?.len();
-    }
+    let output_bytes = files_size(dir, &files)?;
     publish(tmp, output_dir, options.overwrite)?;
 
     let tensors: Vec<TensorReport> = jobs
@@ -614,6 +594,52 @@ fn plan_jobs(gguf: &GgufFile, arch: &Arch, options: &MlxOptions) -> Result<Vec<J
         });
     }
     Ok(jobs)
+}
+
+/// What [`write_shards`] asks for each group: its progress label, the source bytes it covers
+/// and its output buffers (in entry order).
+type Converted<'a> = (&'a str, u64, Vec<Vec<u8>>);
+
+/// Writes every shard of `shards` into `dir`, calling `convert(index)` for each group (one
+/// source tensor) in order and reporting progress after each. Returns the source bytes done.
+fn write_shards<'a>(
+    dir: &Path,
+    shards: &[writer::ShardPlan],
+    total_bytes: u64,
+    progress: &mut dyn FnMut(&Progress<'_>),
+    convert: &mut dyn FnMut(usize) -> Result<Converted<'a>, MlxError>,
+) -> Result<u64, MlxError> {
+    let mut done_bytes = 0u64;
+    let mut index = 0usize;
+    for shard in shards {
+        let path = dir.join(&shard.file);
+        let mut out = writer::ShardWriter::create(&path, shard)?;
+        for _ in &shard.groups {
+            let (step, bytes, buffers) = convert(index)?;
+            for buffer in &buffers {
+                out.write_tensor(buffer)?;
+            }
+            done_bytes += bytes;
+            progress(&Progress {
+                step,
+                done_bytes,
+                total_bytes,
+            });
+            index += 1;
+        }
+        out.finish()?;
+    }
+    Ok(done_bytes)
+}
+
+/// Total size of `files` in `dir`.
+fn files_size(dir: &Path, files: &[String]) -> Result<u64, MlxError> {
+    let mut total = 0u64;
+    for file in files {
+        let path = dir.join(file);
+        total += fs::metadata(&path).map_err(io_error(&path))?.len();
+    }
+    Ok(total)
 }
 
 /// The three tensors of a quantised matrix `base` (`rows` × `row_len`): packed `uint32` codes,

@@ -261,7 +261,7 @@ pub struct OnnxVariantReport {
 /// but the weights.
 pub fn read_model(path: &Path) -> Result<ModelProto, OnnxVariantError> {
     let (file, _) = open_model(path)?;
-    let map = stream::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
+    let map = crate::mapped::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
         path: path.to_path_buf(),
         error,
     })?;
@@ -284,7 +284,7 @@ pub fn read_model(path: &Path) -> Result<ModelProto, OnnxVariantError> {
 /// be valid protobuf.
 pub fn read_model_structure(path: &Path) -> Result<ModelProto, OnnxVariantError> {
     let (file, _) = open_model(path)?;
-    let map = stream::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
+    let map = crate::mapped::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
         path: path.to_path_buf(),
         error,
     })?;
@@ -493,7 +493,7 @@ pub fn convert(
     let _enter = span.enter();
     let started = Instant::now();
     let (file, bytes_before) = open_model(input)?;
-    let source = stream::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
+    let source = crate::mapped::Mapped::new(&file).map_err(|error| OnnxVariantError::Io {
         path: input.to_path_buf(),
         error,
     })?;

@@ -53,6 +53,7 @@
 //! quantisation step (plus the rounding of `d` to f16) of the source value. Only then is the
 //! file renamed into place.
 
+use crate::mapped::Mapped;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::ops::Range;
@@ -92,11 +93,6 @@ pub const NOT_QUANTIZED: [&str; 4] = [
     "decoder.positional_embedding",
 ];
 
-/// How far back a page release reaches: one page table's span (2 MiB) on x86-64 and aarch64
-/// with 4 KiB pages, the most a read fault maps around it.
-const RELEASE_ALIGN: usize = 2 << 20;
-/// Read bytes that pile up before they are handed back.
-const RELEASE_BATCH: usize = 4 << 20;
 /// Q8_0 blocks converted (and written) at a time.
 const CHUNK_BLOCKS: usize = 8192;
 /// The longest tensor name accepted (whisper.cpp's are under 40 bytes).
@@ -894,71 +890,6 @@ fn check_blocks(x: &[f32], y: &[f32], stats: &mut ErrorStats) -> Result<(), (usi
         }
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Memory map
-// ---------------------------------------------------------------------------------------------
-
-/// A read-only memory map whose pages are handed back to the kernel as they are read.
-struct Mapped {
-    map: memmap2::Mmap,
-    /// Start of the part read and not yet handed back.
-    pending: std::cell::Cell<Option<usize>>,
-}
-
-impl Mapped {
-    fn new(file: &File) -> io::Result<Mapped> {
-        // SAFETY: the map is read-only. A file changed underneath it by another process could
-        // at worst make the output wrong, which the verification (or the manifest's sha256 of
-        // the source) reports.
-        let map = unsafe { memmap2::Mmap::map(file) }?;
-        let _ = map.advise(memmap2::Advice::Sequential);
-        Ok(Mapped {
-            map,
-            pending: std::cell::Cell::new(None),
-        })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.map
-    }
-
-    /// Says that `part` (a slice of [`Mapped::bytes`]) and everything before it has been
-    /// read: once [`RELEASE_BATCH`] bytes have piled up, their pages (from the 2 MiB boundary
-    /// below, which read faults map around) are dropped from this process. They are
-    /// file-backed and unchanged, so a later read faults them back in from the page cache.
-    fn release(&self, part: &[u8]) {
-        let base = self.map.as_ptr() as usize;
-        let Some(start) = (part.as_ptr() as usize).checked_sub(base) else {
-            return;
-        };
-        let end = start + part.len();
-        if part.is_empty() || end > self.map.len() {
-            return;
-        }
-        let from = match self.pending.get() {
-            Some(pending) if pending <= start => pending,
-            _ => start,
-        };
-        if end - from < RELEASE_BATCH && part.len() < self.map.len() {
-            self.pending.set(Some(from));
-            return;
-        }
-        self.pending.set(None);
-        let from = ((base + from) / RELEASE_ALIGN * RELEASE_ALIGN).saturating_sub(base);
-        // SAFETY: MADV_DONTNEED on a read-only shared file mapping drops only this process's
-        // page-table entries; the next access reads the same file contents back, so no slice
-        // of the map sees a change.
-        let _ = unsafe {
-            self.map
-                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, end - from)
-        };
-    }
-
-    fn release_all(&self) {
-        self.release(&self.map);
-    }
 }
 
 #[cfg(test)]

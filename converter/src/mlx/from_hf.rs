@@ -20,8 +20,8 @@ use super::quant::{self, Packed};
 use super::verify::{self, Row};
 use super::writer::{self, Entry};
 use super::{
-    io_error, packed_buffers, partial_dir, publish, quantized_entries, write_json, Method,
-    MlxError, MlxOptions, MlxReport, Progress, TensorReport, TokenizerCheck,
+    files_size, io_error, packed_buffers, partial_dir, publish, quantized_entries, write_json,
+    write_shards, Method, MlxError, MlxOptions, MlxReport, Progress, TensorReport, TokenizerCheck,
 };
 use crate::hf_gguf;
 use crate::hf_gguf::source::{Source, SourceTensor};
@@ -112,27 +112,16 @@ pub fn convert_hf_with_progress(
         .iter()
         .map(|j| (j.tensor.end - j.tensor.start) as u64)
         .sum();
-    let mut done_bytes = 0u64;
-    let mut index = 0usize;
-    for shard in &shards {
-        let path = dir.join(&shard.file);
-        let mut out = writer::ShardWriter::create(&path, shard)?;
-        for _ in &shard.groups {
-            let job = &jobs[index];
-            progress(&Progress {
-                step: &job.name,
-                done_bytes,
-                total_bytes,
-            });
-            for buffer in convert_tensor(&checked.source, job, options) {
-                out.write_tensor(&buffer)?;
-            }
-            checked.source.release(&job.tensor);
-            done_bytes += (job.tensor.end - job.tensor.start) as u64;
-            index += 1;
-        }
-        out.finish()?;
-    }
+    let done_bytes = write_shards(dir, &shards, total_bytes, progress, &mut |index| {
+        let job = &jobs[index];
+        let buffers = convert_tensor(&checked.source, job, options);
+        checked.source.release(&job.tensor);
+        Ok((
+            &job.name,
+            (job.tensor.end - job.tensor.start) as u64,
+            buffers,
+        ))
+    })?;
     progress(&Progress {
         step: "writing config and copying the tokenizer",
         done_bytes,
@@ -166,11 +155,7 @@ pub fn convert_hf_with_progress(
         total_bytes,
     });
     verify_outputs(&checked.source, dir, &jobs, &shards, options)?;
-    let mut output_bytes = 0u64;
-    for file in &files {
-        let path = dir.join(file);
-        output_bytes += fs::metadata(&path).map_err(io_error(&path))?.len();
-    }
+    let output_bytes = files_size(dir, &files)?;
     publish(tmp, output_dir, options.overwrite)?;
 
     let tensors: Vec<TensorReport> = jobs
