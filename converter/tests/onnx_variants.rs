@@ -37,6 +37,8 @@ use switchyard_converter::onnx_variants::{
     OnnxVariantError, OnnxVariantReport, MIN_INT8_ELEMENTS,
 };
 use switchyard_core::{CopyLedger, Tensor};
+use switchyard_testkit::speech::resample;
+use switchyard_testkit::wer::{edit_distance, words};
 
 // ---------------------------------------------------------------------------------------------
 // Models, skipping, cached variants
@@ -866,77 +868,6 @@ fn runtime(test: &str) -> bool {
     };
     switchyard_engine_onnx::init_runtime(&paths[0]).unwrap();
     true
-}
-
-/// Lower-case words, punctuation dropped (apostrophes inside words kept).
-fn words(s: &str) -> Vec<String> {
-    s.to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .map(|w| w.trim_matches('\'').to_string())
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word-level Levenshtein distance.
-fn edit_distance(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut cur = vec![i + 1; hypothesis.len() + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            let sub = prev[j] + usize::from(r != h);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[hypothesis.len()]
-}
-
-#[test]
-fn wer_helpers_work() {
-    let r = words("The cat, sat!");
-    assert_eq!(r, ["the", "cat", "sat"]);
-    assert_eq!(edit_distance(&r, &words("the cat sat")), 0);
-    assert_eq!(edit_distance(&r, &words("a cat sat down")), 2);
-}
-
-/// Windowed-sinc (Hann, 64 taps) resampler with an anti-aliasing cutoff.
-fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
-    use std::f64::consts::PI;
-    let ratio = f64::from(to) / f64::from(from);
-    let cutoff = ratio.min(1.0) * 0.95;
-    let half = 32i64;
-    let n_out = (input.len() as f64 * ratio).floor() as usize;
-    (0..n_out)
-        .map(|j| {
-            let t = j as f64 / ratio;
-            let center = t.floor() as i64;
-            let mut acc = 0.0;
-            for k in (center - half + 1)..=(center + half) {
-                if k < 0 || k as usize >= input.len() {
-                    continue;
-                }
-                let x = t - k as f64;
-                let window = 0.5 + 0.5 * (PI * x / half as f64).cos();
-                let y = cutoff * x;
-                let sinc = if y.abs() < 1e-12 {
-                    1.0
-                } else {
-                    (PI * y).sin() / (PI * y)
-                };
-                acc += f64::from(input[k as usize]) * cutoff * sinc * window;
-            }
-            acc as f32
-        })
-        .collect()
 }
 
 #[test]

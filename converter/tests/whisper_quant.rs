@@ -23,8 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use half::f16;
@@ -33,6 +32,8 @@ use switchyard_converter::whisper_quant::{
     BLOCK_Q8_0_BYTES, QK8_0,
 };
 use switchyard_core::{CopyLedger, Manifest, Tensor};
+use switchyard_testkit::speech::speak;
+use switchyard_testkit::wer::{edit_distance, words};
 
 const Q8_0: WhisperQuantType = WhisperQuantType::Q8_0;
 
@@ -715,128 +716,6 @@ const SENTENCES: &[&str] = &[
     "We need to buy milk, eggs and apples for breakfast.",
     "The meeting has been moved to Thursday afternoon.",
 ];
-
-/// Lower-case words, punctuation dropped (apostrophes inside words kept).
-fn words(s: &str) -> Vec<String> {
-    s.to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .map(|w| w.trim_matches('\'').to_string())
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word-level Levenshtein distance.
-fn edit_distance(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut cur = vec![i + 1; hypothesis.len() + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            let sub = prev[j] + usize::from(r != h);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[hypothesis.len()]
-}
-
-#[test]
-fn wer_helpers_work() {
-    let r = words("The cat, sat!");
-    assert_eq!(r, ["the", "cat", "sat"]);
-    assert_eq!(edit_distance(&r, &words("the cat sat")), 0);
-    assert_eq!(edit_distance(&r, &words("a cat sat down")), 2);
-}
-
-/// Windowed-sinc (Hann, 64 taps) resampler with an anti-aliasing cutoff.
-fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
-    use std::f64::consts::PI;
-    let ratio = f64::from(to) / f64::from(from);
-    let cutoff = ratio.min(1.0) * 0.95;
-    let half = 32i64;
-    let n_out = (input.len() as f64 * ratio).floor() as usize;
-    (0..n_out)
-        .map(|j| {
-            let t = j as f64 / ratio;
-            let center = t.floor() as i64;
-            let mut acc = 0.0;
-            for k in (center - half + 1)..=(center + half) {
-                if k < 0 || k as usize >= input.len() {
-                    continue;
-                }
-                let x = t - k as f64;
-                let window = 0.5 + 0.5 * (PI * x / half as f64).cos();
-                let y = cutoff * x;
-                let sinc = if y.abs() < 1e-12 {
-                    1.0
-                } else {
-                    (PI * y).sin() / (PI * y)
-                };
-                acc += f64::from(input[k as usize]) * cutoff * sinc * window;
-            }
-            acc as f32
-        })
-        .collect()
-}
-
-/// Sample rate and samples of a 16-bit mono PCM WAV (as espeak-ng writes it).
-fn read_wav(bytes: &[u8]) -> (u32, Vec<f32>) {
-    assert!(&bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE");
-    let mut at = 12;
-    let mut rate = 0;
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        let body = &bytes[at + 8..(at + 8 + size).min(bytes.len())];
-        if id == b"fmt " {
-            let format = u16::from_le_bytes([body[0], body[1]]);
-            let channels = u16::from_le_bytes([body[2], body[3]]);
-            let bits = u16::from_le_bytes([body[14], body[15]]);
-            assert_eq!((format, channels, bits), (1, 1, 16), "16-bit mono PCM");
-            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-        } else if id == b"data" {
-            assert!(rate > 0, "data before fmt");
-            let samples = body
-                .chunks_exact(2)
-                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                .collect();
-            return (rate, samples);
-        }
-        at += 8 + size + size % 2;
-    }
-    panic!("no data chunk")
-}
-
-/// espeak-ng speech for `text` (US English, 130 wpm, short gaps between words, as the
-/// whisper engine's tests), 16 kHz mono f32; `None` when espeak-ng is missing.
-fn speak(text: &str) -> Option<Vec<f32>> {
-    static CACHE: OnceLock<Mutex<std::collections::HashMap<String, Vec<f32>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(v) = cache.lock().unwrap().get(text) {
-        return Some(v.clone());
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("s.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "130", "-g", "5", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .ok()?;
-    assert!(status.success(), "espeak-ng failed");
-    let (rate, samples) = read_wav(&std::fs::read(&wav).unwrap());
-    let out = resample(&samples, rate, 16_000);
-    cache.lock().unwrap().insert(text.to_owned(), out.clone());
-    Some(out)
-}
 
 /// A whisper.cpp host (worker process, 2 threads) for `model`, or `None` (skip) when the
 /// worker binary is not built.

@@ -14,10 +14,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use switchyard_core::{CopyLedger, HeapAlloc, Tensor};
+use switchyard_testkit::wer::{edit_distance, words};
+
+/// espeak-ng speech for `text` at 16 kHz (these tests need espeak-ng).
+fn speak(text: &str) -> Vec<f32> {
+    switchyard_testkit::speech::speak(text).expect("espeak-ng is needed for these tests")
+}
 use switchyard_engine_whisper::{
     locate_worker, shm_backing, ShmAlloc, SttError, TranscribeOptions, WhisperConfig, WhisperHost,
 };
@@ -175,110 +181,8 @@ fn shared_host() -> Option<&'static WhisperHost> {
         .as_ref()
 }
 
-/// espeak-ng speech for `text`, resampled to 16 kHz mono f32.
-fn speak(text: &str) -> Vec<f32> {
-    static CACHE: OnceLock<Mutex<std::collections::HashMap<String, Vec<f32>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(v) = cache.lock().unwrap().get(text) {
-        return v.clone();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("s.wav");
-    // US English, slowed down (130 wpm) with short gaps between words: at espeak's default
-    // voice and speed even the original model (run by CTranslate2) scores ~20% WER.
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "130", "-g", "5"])
-        .arg("-w")
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is needed for these tests");
-    assert!(status.success());
-    let mut reader = hound::WavReader::open(&wav).unwrap();
-    let spec = reader.spec();
-    assert_eq!(spec.channels, 1);
-    let samples: Vec<f32> = reader
-        .samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect();
-    let out = resample(&samples, spec.sample_rate, 16000);
-    cache.lock().unwrap().insert(text.to_string(), out.clone());
-    out
-}
-
-/// Windowed-sinc (Hann, 64 taps) resampler with an anti-aliasing cutoff.
-fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
-    use std::f64::consts::PI;
-    let ratio = f64::from(to) / f64::from(from);
-    let cutoff = ratio.min(1.0) * 0.95;
-    let half = 32i64;
-    let n_out = (input.len() as f64 * ratio).floor() as usize;
-    (0..n_out)
-        .map(|j| {
-            let t = j as f64 / ratio;
-            let center = t.floor() as i64;
-            let mut acc = 0.0;
-            for k in (center - half + 1)..=(center + half) {
-                if k < 0 || k as usize >= input.len() {
-                    continue;
-                }
-                let x = t - k as f64;
-                let window = 0.5 + 0.5 * (PI * x / half as f64).cos();
-                let y = cutoff * x;
-                let sinc = if y.abs() < 1e-12 {
-                    1.0
-                } else {
-                    (PI * y).sin() / (PI * y)
-                };
-                acc += f64::from(input[k as usize]) * cutoff * sinc * window;
-            }
-            acc as f32
-        })
-        .collect()
-}
-
 fn shm_tensor(samples: &[f32]) -> Tensor {
     Tensor::build::<f32>(&ShmAlloc, &[samples.len()], |x| x.copy_from_slice(samples)).unwrap()
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .map(|w| w.trim_matches('\'').to_string())
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word-level Levenshtein distance.
-fn edit_distance(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut cur = vec![i + 1; hypothesis.len() + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            let sub = prev[j] + usize::from(r != h);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[hypothesis.len()]
-}
-
-#[test]
-fn wer_helpers_work() {
-    let r = words("The cat, sat!");
-    assert_eq!(r, ["the", "cat", "sat"]);
-    assert_eq!(edit_distance(&r, &words("the cat sat")), 0);
-    assert_eq!(edit_distance(&r, &words("a cat sat down")), 2);
-    assert_eq!(edit_distance(&r, &[]), 3);
 }
 
 #[test]
