@@ -776,6 +776,31 @@ fn convert_tensor(
     }
 }
 
+/// Adds mlx-lm's `quantization` block (and its `quantization_config` copy) to `config`, with
+/// an entry for each quantised module (`base`, bits) at other than the default bits, and the
+/// output float type as `torch_dtype`.
+fn insert_quantization<'a>(
+    config: &mut Map<String, Json>,
+    options: &MlxOptions,
+    quantised: impl Iterator<Item = (&'a str, u32)>,
+) {
+    let mut quantization = Map::new();
+    quantization.insert("group_size".into(), json!(options.group_size));
+    quantization.insert("bits".into(), json!(options.bits));
+    quantization.insert("mode".into(), json!("affine"));
+    for (base, bits) in quantised {
+        if bits != options.bits {
+            quantization.insert(
+                base.to_owned(),
+                json!({"group_size": options.group_size, "bits": bits}),
+            );
+        }
+    }
+    config.insert("quantization".into(), Json::Object(quantization.clone()));
+    config.insert("quantization_config".into(), Json::Object(quantization));
+    config.insert("torch_dtype".into(), json!(options.dtype.torch_name()));
+}
+
 fn config_json(
     arch: &Arch,
     jobs: &[Job],
@@ -783,23 +808,8 @@ fn config_json(
     tokenizer: &tokenizer::TokenizerFiles,
 ) -> Json {
     let mut config = arch.config.clone();
-    let mut quantization = Map::new();
-    quantization.insert("group_size".into(), json!(options.group_size));
-    quantization.insert("bits".into(), json!(options.bits));
-    quantization.insert("mode".into(), json!("affine"));
-    for job in jobs {
-        if let Some(bits) = job.bits() {
-            if bits != options.bits {
-                quantization.insert(
-                    job.base().to_string(),
-                    json!({"group_size": options.group_size, "bits": bits}),
-                );
-            }
-        }
-    }
-    config.insert("quantization".into(), Json::Object(quantization.clone()));
-    config.insert("quantization_config".into(), Json::Object(quantization));
-    config.insert("torch_dtype".into(), json!(options.dtype.torch_name()));
+    let quantised = jobs.iter().filter_map(|j| Some((j.base(), j.bits()?)));
+    insert_quantization(&mut config, options, quantised);
     if let Some(bos) = tokenizer.bos {
         config.insert("bos_token_id".into(), json!(bos));
     }

@@ -37,6 +37,7 @@ use switchyard_converter::onnx_variants::{
     OnnxVariantError, OnnxVariantReport, MIN_INT8_ELEMENTS,
 };
 use switchyard_core::{CopyLedger, Tensor};
+use switchyard_testkit::noise;
 use switchyard_testkit::speech::resample;
 use switchyard_testkit::wer::{edit_distance, words};
 
@@ -115,21 +116,6 @@ fn print_report(r: &OnnxVariantReport) {
 // ---------------------------------------------------------------------------------------------
 // Quantisation round trips
 // ---------------------------------------------------------------------------------------------
-
-/// Deterministic pseudo-random values in -1..1 (an LCG; no `rand` needed).
-fn noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 #[test]
 fn per_tensor_round_trip_error_is_at_most_half_a_step() {

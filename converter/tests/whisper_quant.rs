@@ -32,7 +32,9 @@ use switchyard_converter::whisper_quant::{
     BLOCK_Q8_0_BYTES, QK8_0,
 };
 use switchyard_core::{CopyLedger, Manifest, Tensor};
+use switchyard_testkit::noise;
 use switchyard_testkit::speech::speak;
+use switchyard_testkit::speech::SENTENCES;
 use switchyard_testkit::wer::{edit_distance, words};
 
 const Q8_0: WhisperQuantType = WhisperQuantType::Q8_0;
@@ -40,21 +42,6 @@ const Q8_0: WhisperQuantType = WhisperQuantType::Q8_0;
 // ---------------------------------------------------------------------------------------------
 // ggml's quantizer as the reference
 // ---------------------------------------------------------------------------------------------
-
-/// Deterministic pseudo-random values in -1..1 (an LCG).
-fn noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// `rows` rows of `row` values quantised to Q8_0 by ggml's `ggml_quantize_chunk`.
 fn ggml_q8_0(values: &[f32], row: usize) -> Vec<u8> {
@@ -701,21 +688,6 @@ fn tiny_en_q8_0_is_byte_identical_to_whisper_cpp_quantize_and_at_most_60_percent
     // 4 + 4 layers: 6 matrices per encoder block, 10 per decoder block, and the token embedding.
     assert_eq!(records.iter().filter(|r| r.ttype == 8).count(), 65);
 }
-
-const SENTENCES: &[&str] = &[
-    "The quick brown fox jumps over the lazy dog.",
-    "Please call Stella and ask her to bring these things with her from the store.",
-    "The weather today is sunny with a light breeze from the west.",
-    "I would like to book a table for dinner tonight.",
-    "Our train leaves the station early in the morning.",
-    "She sells fresh bread and coffee at the market every Saturday.",
-    "Turn off the lights before you leave the room.",
-    "The children played football in the park after school.",
-    "Can you tell me the way to the nearest hospital?",
-    "My brother is reading a long book about the history of France.",
-    "We need to buy milk, eggs and apples for breakfast.",
-    "The meeting has been moved to Thursday afternoon.",
-];
 
 /// A whisper.cpp host (worker process, 2 threads) for `model`, or `None` (skip) when the
 /// worker binary is not built.

@@ -10,6 +10,21 @@
 pub mod speech;
 pub mod wer;
 
+/// Deterministic pseudo-random values in -1..1 (an LCG; no `rand` needed).
+pub fn noise(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
 use std::path::PathBuf;
 
 /// The sample models folder: `SWITCHYARD_MODELS_DIR`, else `<cache>/switchyard/models`.

@@ -4,6 +4,22 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
+/// Twelve varied English sentences the speech-to-text tests speak with [`speak`].
+pub const SENTENCES: &[&str] = &[
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "The weather today is sunny with a light breeze from the west.",
+    "I would like to book a table for dinner tonight.",
+    "Our train leaves the station early in the morning.",
+    "She sells fresh bread and coffee at the market every Saturday.",
+    "Turn off the lights before you leave the room.",
+    "The children played football in the park after school.",
+    "Can you tell me the way to the nearest hospital?",
+    "My brother is reading a long book about the history of France.",
+    "We need to buy milk, eggs and apples for breakfast.",
+    "The meeting has been moved to Thursday afternoon.",
+];
+
 /// espeak-ng speech for `text`: US English, slowed to 130 wpm with short gaps between words
 /// (at espeak's default voice and speed even the original Whisper model scores ~20 % WER),
 /// resampled to 16 kHz mono f32. `None` when espeak-ng is not installed. Cached per text.

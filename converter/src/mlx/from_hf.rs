@@ -14,14 +14,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use safetensors::Dtype;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json};
 
 use super::quant::{self, Packed};
 use super::verify::{self, Row};
 use super::writer::{self, Entry};
 use super::{
-    files_size, io_error, packed_buffers, partial_dir, publish, quantized_entries, write_json,
-    write_shards, Method, MlxError, MlxOptions, MlxReport, Progress, TensorReport, TokenizerCheck,
+    files_size, insert_quantization, io_error, packed_buffers, partial_dir, publish,
+    quantized_entries, write_json, write_shards, Method, MlxError, MlxOptions, MlxReport, Progress,
+    TensorReport, TokenizerCheck,
 };
 use crate::hf_gguf;
 use crate::hf_gguf::source::{Source, SourceTensor};
@@ -339,20 +340,7 @@ fn verify_outputs(
 /// other bit widths) and the output float type.
 fn config_json(source: &Json, jobs: &[HfJob], options: &MlxOptions) -> Json {
     let mut config: Map<String, Json> = source.as_object().cloned().unwrap_or_default();
-    let mut quantization = Map::new();
-    quantization.insert("group_size".into(), json!(options.group_size));
-    quantization.insert("bits".into(), json!(options.bits));
-    quantization.insert("mode".into(), json!("affine"));
-    for job in jobs {
-        if let Some(bits) = job.bits.filter(|&b| b != options.bits) {
-            quantization.insert(
-                job.base().to_owned(),
-                json!({"group_size": options.group_size, "bits": bits}),
-            );
-        }
-    }
-    config.insert("quantization".into(), Json::Object(quantization.clone()));
-    config.insert("quantization_config".into(), Json::Object(quantization));
-    config.insert("torch_dtype".into(), json!(options.dtype.torch_name()));
+    let quantised = jobs.iter().filter_map(|j| Some((j.base(), j.bits?)));
+    insert_quantization(&mut config, options, quantised);
     Json::Object(config)
 }

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use switchyard_core::{CopyLedger, HeapAlloc, Tensor};
+use switchyard_testkit::speech::SENTENCES;
 use switchyard_testkit::wer::{edit_distance, words};
 
 /// espeak-ng speech for `text` at 16 kHz (these tests need espeak-ng).
@@ -27,21 +28,6 @@ fn speak(text: &str) -> Vec<f32> {
 use switchyard_engine_whisper::{
     locate_worker, shm_backing, ShmAlloc, SttError, TranscribeOptions, WhisperConfig, WhisperHost,
 };
-
-const SENTENCES: &[&str] = &[
-    "The quick brown fox jumps over the lazy dog.",
-    "Please call Stella and ask her to bring these things with her from the store.",
-    "The weather today is sunny with a light breeze from the west.",
-    "I would like to book a table for dinner tonight.",
-    "Our train leaves the station early in the morning.",
-    "She sells fresh bread and coffee at the market every Saturday.",
-    "Turn off the lights before you leave the room.",
-    "The children played football in the park after school.",
-    "Can you tell me the way to the nearest hospital?",
-    "My brother is reading a long book about the history of France.",
-    "We need to buy milk, eggs and apples for breakfast.",
-    "The meeting has been moved to Thursday afternoon.",
-];
 
 struct Fixture {
     model: PathBuf,

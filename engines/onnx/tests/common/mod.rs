@@ -1,18 +1,9 @@
 //! Shared helpers: where the fetched models are, and skipping when they are absent.
 
-use std::path::PathBuf;
-
 use switchyard_engine_onnx::piper::PiperPaths;
 use switchyard_engine_onnx::MiniLmPaths;
 
-/// `SWITCHYARD_MODELS_DIR`, else `~/.cache/switchyard/models` (the gateway's default).
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("SWITCHYARD_MODELS_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("switchyard").join("models")))
-        .unwrap_or_else(|| PathBuf::from("models"))
-}
+pub use switchyard_testkit::models_dir;
 
 /// The MiniLM + runtime paths, or `None` (with the reason printed) when they are not fetched.
 #[allow(dead_code)] // each test binary uses a subset of these helpers
