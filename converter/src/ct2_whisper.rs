@@ -191,9 +191,14 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<Report, ConvertError> {
         let data = model.data(t.var);
         let elem = t.var.dtype.size();
         let raw = &data[t.rows.start * t.row_len * elem..t.rows.end * t.row_len * elem];
-        buf.clear();
-        encode(raw, t.var.dtype, t.f32, &mut buf);
-        write(&mut w, &buf)?;
+        // In slices, so neither the source pages nor the encoded copy of a large tensor (the
+        // 40 MB token embedding of tiny.en) is resident whole.
+        for part in raw.chunks(CHUNK_ELEMENTS * elem) {
+            buf.clear();
+            encode(part, t.var.dtype, t.f32, &mut buf);
+            write(&mut w, &buf)?;
+            model.release(part);
+        }
     }
     w.flush().map_err(io_err(out))?;
     drop(w);
@@ -218,6 +223,9 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<Report, ConvertError> {
         bytes,
     })
 }
+
+/// Elements re-encoded and written at a time.
+const CHUNK_ELEMENTS: usize = 1 << 20;
 
 /// Re-encodes CTranslate2 elements (f32/f16/bf16) as f32 (`to_f32`) or f16.
 fn encode(raw: &[u8], dtype: Ct2DType, to_f32: bool, out: &mut Vec<u8>) {

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use crate::mapped::Mapped;
 
 use super::ConvertError;
 
@@ -68,7 +68,7 @@ pub(crate) struct Variable {
 /// A parsed, memory-mapped `model.bin`.
 pub(crate) struct Ct2Model {
     path: PathBuf,
-    map: Mmap,
+    map: Mapped,
     /// Binary format version.
     pub(crate) version: u32,
     /// Spec class name (`WhisperSpec`, `TransformerSpec`, ...).
@@ -147,15 +147,13 @@ impl Ct2Model {
             path: path.to_path_buf(),
             error,
         })?;
-        // SAFETY: the file is opened read-only and only read through this mapping; a concurrent
-        // writer truncating it is outside the converter's contract (as for any mmap reader).
-        let map = unsafe { Mmap::map(&file) }.map_err(|error| ConvertError::Io {
+        let map = Mapped::new(&file).map_err(|error| ConvertError::Io {
             path: path.to_path_buf(),
             error,
         })?;
         let mut cur = Cursor {
             path,
-            bytes: &map,
+            bytes: map.bytes(),
             pos: 0,
         };
         let version = cur.u32("binary version")?;
@@ -214,10 +212,10 @@ impl Ct2Model {
             let target = cur.string("alias target")?;
             aliases.insert(alias, target);
         }
-        if cur.pos != map.len() {
+        if cur.pos != map.bytes().len() {
             return Err(cur.corrupt(format!(
                 "{} unexpected trailing bytes after the alias table",
-                map.len() - cur.pos
+                map.bytes().len() - cur.pos
             )));
         }
         Ok(Self {
@@ -248,7 +246,13 @@ impl Ct2Model {
 
     /// The raw bytes of a variable.
     pub(crate) fn data(&self, var: &Variable) -> &[u8] {
-        &self.map[var.range.clone()]
+        &self.map.bytes()[var.range.clone()]
+    }
+
+    /// Says `part` (a slice of [`Self::data`]) has been converted: its pages are handed back
+    /// in batches, so resident memory stays near the tensor being converted.
+    pub(crate) fn release(&self, part: &[u8]) {
+        self.map.release(part);
     }
 
     /// An integer scalar (e.g. `encoder/num_heads`).
