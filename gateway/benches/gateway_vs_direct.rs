@@ -134,8 +134,10 @@ fn direct_batched(
     generated as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Prompt-processing speed: one decode of a 512-token batch (the batching ceiling).
-fn direct_pp512(model_path: &std::path::Path, threads: i32) -> f64 {
+/// Prompt-processing speed: one decode of a 512-token batch. With `all_logits`, every
+/// position's logits are computed, as decoding needs them for every generated token (a prompt
+/// needs them only for its last): the ceiling for any batched decode of this model.
+fn direct_pp512(model_path: &std::path::Path, threads: i32, all_logits: bool) -> f64 {
     let backend = LlamaBackend::init().unwrap();
     let model =
         LlamaModel::load_from_file(&backend, model_path, &LlamaModelParams::default()).unwrap();
@@ -154,7 +156,12 @@ fn direct_pp512(model_path: &std::path::Path, threads: i32) -> f64 {
         let mut batch = LlamaBatch::new(512, 1);
         for i in 0..512 {
             batch
-                .add(tokens[i % tokens.len()], i as i32, &[0], i == 511)
+                .add(
+                    tokens[i % tokens.len()],
+                    i as i32,
+                    &[0],
+                    all_logits || i == 511,
+                )
                 .unwrap();
         }
         let started = Instant::now();
@@ -226,7 +233,8 @@ fn main() {
         direct_tps.push(tps);
     }
 
-    let pp512 = direct_pp512(&model_path, threads as i32);
+    let pp512 = direct_pp512(&model_path, threads as i32, false);
+    let pp512_all = direct_pp512(&model_path, threads as i32, true);
     let mut batched = Vec::new();
     for n in [4usize, 8] {
         batched.push((
@@ -313,6 +321,10 @@ fn main() {
     println!(
         "| direct prompt processing (pp512), tok/s | {pp512:.1} ({:.2}× direct single) |",
         pp512 / d
+    );
+    println!(
+        "| direct 512 tokens with logits at every position, tok/s | {pp512_all:.1} ({:.2}× direct single) |",
+        pp512_all / d
     );
     println!(
         "| gateway RSS, no model loaded | {:.1} MB |",

@@ -136,7 +136,10 @@ impl AppState {
             models.insert(entry.manifest.id.clone(), Arc::new(entry));
         }
         let tier_b = crate::tier_b::load(models_dir, &config);
-        Self::build(config, models, feed, tier_b, models_dir)
+        let shared_minilm = tier_b.as_ref().map(|t| Arc::clone(&t.embedder));
+        let mut state = Self::build(config, models, feed, tier_b.map(|t| t.setup), models_dir)?;
+        state.services.shared_minilm = shared_minilm;
+        Ok(state)
     }
 
     /// State over already loaded models (tests, embedding the gateway).

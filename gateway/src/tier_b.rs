@@ -13,7 +13,7 @@ use switchyard_router::TierBSetup;
 use crate::config::Config;
 
 /// The ONNX embedder seen through the router's trait.
-struct OnnxEmbedder(MiniLmEmbedder);
+struct OnnxEmbedder(Arc<MiniLmEmbedder>);
 
 impl SentenceEmbedder for OnnxEmbedder {
     fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
@@ -25,8 +25,17 @@ impl SentenceEmbedder for OnnxEmbedder {
     }
 }
 
+/// Tier B as loaded: the router's setup and the embedder under it, which `/v1/embeddings`
+/// shares rather than loading the same model a second time.
+pub struct LoadedTierB {
+    /// Head and embedder for the router.
+    pub setup: TierBSetup,
+    /// The MiniLM session tier B embeds with.
+    pub embedder: Arc<MiniLmEmbedder>,
+}
+
 /// Tier B from the models directory, or `None` (tier A alone decides) with the reason logged.
-pub fn load(models_dir: &Path, config: &Config) -> Option<TierBSetup> {
+pub fn load(models_dir: &Path, config: &Config) -> Option<LoadedTierB> {
     let paths = MiniLmPaths::in_models_dir(models_dir);
     if !paths.all_present() {
         tracing::warn!(
@@ -35,7 +44,7 @@ pub fn load(models_dir: &Path, config: &Config) -> Option<TierBSetup> {
         );
         return None;
     }
-    let loaded = (|| -> Result<TierBSetup, String> {
+    let loaded = (|| -> Result<LoadedTierB, String> {
         let head = TierB::builtin().map_err(|e| e.to_string())?;
         switchyard_engines::onnx::init_runtime(&paths.runtime_library)
             .map_err(|e| e.to_string())?;
@@ -56,9 +65,13 @@ pub fn load(models_dir: &Path, config: &Config) -> Option<TierBSetup> {
                 head.dim()
             ));
         }
-        Ok(TierBSetup {
-            head: Arc::new(head),
-            embedder: Arc::new(OnnxEmbedder(embedder)),
+        let embedder = Arc::new(embedder);
+        Ok(LoadedTierB {
+            setup: TierBSetup {
+                head: Arc::new(head),
+                embedder: Arc::new(OnnxEmbedder(Arc::clone(&embedder))),
+            },
+            embedder,
         })
     })();
     match loaded {

@@ -104,3 +104,31 @@ def test_bad_embedding_requests_are_clear_400s(gateway, body: dict, param: str) 
     error = response.json()["error"]
     assert error["param"] == param
     assert error["message"]
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_embeddings_share_the_routers_minilm_session(tmp_path: Path) -> None:
+    """The router's tier B loads all-MiniLM-L6-v2 at start-up; /v1/embeddings reuses that ONNX
+    Runtime session instead of holding the model twice (a session keeps ~160 MB resident)."""
+    from conftest import start_gateway, stop_gateway
+
+    gw = start_gateway(tmp_path)
+    try:
+        before = _rss_mib(gw.process.pid)
+        r = httpx.post(
+            f"{gw.base_url}/embeddings",
+            json={"model": "all-minilm-l6-v2", "input": ["where is the station"] * 4},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        grown = _rss_mib(gw.process.pid) - before
+        print(f"resident memory before {before:.0f} MiB, +{grown:.0f} MiB after the first embeddings")
+        assert grown < 60, f"+{grown:.0f} MiB: a second MiniLM session?"
+    finally:
+        stop_gateway(gw)

@@ -3,7 +3,7 @@
 //! L2 normalisation.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorRef, ValueType};
@@ -70,7 +70,9 @@ struct Inner {
 /// with the configured threads). Load one per worker thread for concurrent throughput.
 pub struct MiniLmEmbedder {
     tokenizer: Tokenizer,
-    inner: Mutex<Inner>,
+    tokenizer_path: PathBuf,
+    /// Shared by the views [`MiniLmEmbedder::sharing_session`] makes.
+    inner: Arc<Mutex<Inner>>,
     has_token_type_ids: bool,
     output_name: String,
     dim: usize,
@@ -180,12 +182,13 @@ impl MiniLmEmbedder {
 
         let mut embedder = MiniLmEmbedder {
             tokenizer,
-            inner: Mutex::new(Inner {
+            tokenizer_path: tokenizer_json.to_path_buf(),
+            inner: Arc::new(Mutex::new(Inner {
                 session,
                 ids: Vec::with_capacity(options.max_tokens),
                 mask: Vec::with_capacity(options.max_tokens),
                 types: Vec::with_capacity(options.max_tokens),
-            }),
+            })),
             has_token_type_ids,
             output_name,
             dim: 0,
@@ -206,6 +209,34 @@ impl MiniLmEmbedder {
         embedder.dim = dim;
         tracing::debug!(model = %model_onnx.display(), dim, threads = options.threads, "embedder loaded");
         Ok(embedder)
+    }
+
+    /// Another embedder on this one's ONNX Runtime session that truncates texts to
+    /// `max_tokens`: the model is held once (ONNX Runtime keeps ~160 MB resident for the int8
+    /// MiniLM), and calls from both are serialised on the one session.
+    pub fn sharing_session(&self, max_tokens: usize) -> Result<MiniLmEmbedder, OnnxError> {
+        if max_tokens < 8 {
+            return Err(OnnxError::Options(format!(
+                "max_tokens must be at least 8, got {max_tokens}"
+            )));
+        }
+        Ok(MiniLmEmbedder {
+            tokenizer: load_tokenizer(&self.tokenizer_path, max_tokens)?,
+            tokenizer_path: self.tokenizer_path.clone(),
+            inner: Arc::clone(&self.inner),
+            has_token_type_ids: self.has_token_type_ids,
+            output_name: self.output_name.clone(),
+            dim: self.dim,
+            max_tokens,
+            threads: self.threads,
+            model_path: self.model_path.clone(),
+            provider: self.provider.clone(),
+        })
+    }
+
+    /// The ONNX file the session was loaded from.
+    pub fn model_path(&self) -> &Path {
+        &self.model_path
     }
 
     /// Width of the embeddings (384 for all-MiniLM-L6-v2).

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use switchyard_core::{EngineError, Manifest};
-use switchyard_engines::onnx::{EmbedderOptions, MiniLmEmbedder};
+use switchyard_engines::onnx::{EmbedderOptions, ExecutionProvider, MiniLmEmbedder};
 
 use switchyard_profiles::Task;
 
@@ -24,20 +24,43 @@ impl Services {
         let model = artifact(manifest, "model")?;
         let tokenizer = artifact(manifest, "tokenizer")?;
         let checked = manifest.clone();
+        let placement = self.placement(Task::Embedding, manifest);
+        // The router's tier B session, when it holds this very file on the provider this
+        // profile puts first for embeddings (tier B runs on the CPU; a GPU-first profile gets
+        // its own session).
+        let shared = self.shared_minilm.clone().filter(|s| {
+            same_file(s.model_path(), &model)
+                && placement
+                    .providers
+                    .first()
+                    .copied()
+                    .unwrap_or(ExecutionProvider::Cpu)
+                    == s.execution_provider()
+        });
         let options = EmbedderOptions {
             threads: self.threads,
             max_tokens: MAX_TOKENS,
             // Spinning ONNX Runtime workers would steal cycles from llama.cpp on small boxes.
             spin: false,
-            placement: self.placement(Task::Embedding, manifest),
+            placement,
         };
         self.embedders
             .get(&manifest.id, move || {
                 super::verify_roles(&checked, &["model", "tokenizer"])?;
-                MiniLmEmbedder::load_with(&model, &tokenizer, &options)
-                    .map_err(|e| EngineError::Load(e.to_string()))
+                match shared {
+                    Some(shared) => shared.sharing_session(MAX_TOKENS),
+                    None => MiniLmEmbedder::load_with(&model, &tokenizer, &options),
+                }
+                .map_err(|e| EngineError::Load(e.to_string()))
             })
             .await
+    }
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 
