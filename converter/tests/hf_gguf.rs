@@ -1424,6 +1424,51 @@ fn hf_to_mlx_keeps_ungroupable_rows_as_floats() {
 }
 
 #[test]
+fn cli_converts_a_hugging_face_folder_to_mlx() {
+    let work = tempfile::tempdir().unwrap();
+    let model_dir = work.path().join("hf");
+    Tiny::of(Arch::Qwen3).write(&model_dir, 21);
+    let output = work.path().join("mlx");
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard-convert"))
+        .args(["mlx", "--input"])
+        .arg(&model_dir)
+        .arg("--output")
+        .arg(&output)
+        .args(["--mixed", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["architecture"], "qwen3");
+    assert!(report["quantized"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["tokenizer"].is_null(),
+        "copied, not rebuilt: {report}"
+    );
+    let config = read_json(&output.join("config.json"));
+    assert_eq!(config["model_type"], "qwen3");
+    assert_eq!(config["quantization"]["model.embed_tokens"]["bits"], 8);
+    assert_eq!(leftovers(work.path(), &["hf", "mlx"]), Vec::<String>::new());
+
+    // Without --json: the human summary says where the tokenizer came from.
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard-convert"))
+        .args(["mlx", "--force", "--input"])
+        .arg(&model_dir)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("quantised from floats"), "{text}");
+    assert!(text.contains("copied from the source folder"), "{text}");
+}
+
+#[test]
 fn hf_to_mlx_bad_inputs_are_clear_errors_and_write_nothing() {
     use switchyard_converter::mlx::{convert_hf, MlxError, MlxOptions};
     let work = tempfile::tempdir().unwrap();
