@@ -181,6 +181,22 @@ fn argmax(row: &[f32]) -> usize {
     best
 }
 
+/// Teacher-forced logits `got` against `want`, row by row (same shapes asserted): the largest
+/// absolute difference, and at how many positions the argmax is the same.
+fn compare_logits(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f32, usize) {
+    assert_eq!(got.len(), want.len());
+    let mut max_diff = 0f32;
+    let mut same = 0usize;
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.len(), w.len());
+        for (a, b) in g.iter().zip(w) {
+            max_diff = max_diff.max((a - b).abs());
+        }
+        same += usize::from(argmax(g) == argmax(w));
+    }
+    (max_diff, same)
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a
         .iter()
@@ -886,16 +902,7 @@ fn check_decoder(arch: Arch) {
     ] {
         let tolerance = relative * scale;
         let rows = sequence_logits(path, &tokens, 2).unwrap();
-        assert_eq!(rows.len(), ref_rows.len());
-        let mut max_diff = 0f32;
-        let mut argmax_same = 0;
-        for (got, want) in rows.iter().zip(&ref_rows) {
-            assert_eq!(got.len(), want.len());
-            for (a, b) in got.iter().zip(want) {
-                max_diff = max_diff.max((a - b).abs());
-            }
-            argmax_same += usize::from(argmax(got) == argmax(want));
-        }
+        let (max_diff, argmax_same) = compare_logits(&rows, &ref_rows);
         eprintln!(
             "{arch:?} {name}: {} positions, logits up to |{scale:.2}|: max abs diff {max_diff:.5} \
              (tolerance {tolerance:.5} = {relative} × max |logit|), argmax identical at {argmax_same}/{}",
@@ -1285,17 +1292,8 @@ fn hf_mlx_parity(
     let rows =
         |v: &Json| -> Vec<Vec<f32>> { v[0].as_array().unwrap().iter().map(floats).collect() };
     let (want, got) = (rows(&reference["logits"]), rows(&mlx["logits"]));
-    assert_eq!(want.len(), got.len());
     let scale = want.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
-    let mut max_diff = 0f32;
-    let mut same = 0usize;
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g.len(), w.len());
-        for (a, b) in g.iter().zip(w) {
-            max_diff = max_diff.max((a - b).abs());
-        }
-        same += usize::from(argmax(g) == argmax(w));
-    }
+    let (max_diff, same) = compare_logits(&got, &want);
     let quantized = mlx["quantized"]
         .as_array()
         .unwrap()

@@ -239,6 +239,11 @@ impl MiniLmEmbedder {
         &self.model_path
     }
 
+    /// Whether the session was loaded from `path` (the same file, however it is spelled).
+    pub fn is_loaded_from(&self, path: &Path) -> bool {
+        runtime::same_file(&self.model_path, path)
+    }
+
     /// Width of the embeddings (384 for all-MiniLM-L6-v2).
     pub fn dim(&self) -> usize {
         self.dim

@@ -29,7 +29,7 @@ impl Services {
         // profile puts first for embeddings (tier B runs on the CPU; a GPU-first profile gets
         // its own session).
         let shared = self.shared_minilm.clone().filter(|s| {
-            same_file(s.model_path(), &model)
+            s.is_loaded_from(&model)
                 && placement
                     .providers
                     .first()
@@ -54,13 +54,6 @@ impl Services {
                 .map_err(|e| EngineError::Load(e.to_string()))
             })
             .await
-    }
-}
-
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 
