@@ -11,6 +11,8 @@ use std::sync::Arc;
 pub use switchyard_core::Engine;
 use switchyard_core::Manifest;
 
+#[cfg(feature = "llamacpp")]
+pub use switchyard_engine_llamacpp as llamacpp;
 #[cfg(feature = "onnx")]
 pub use switchyard_engine_onnx as onnx;
 #[cfg(feature = "tract")]

@@ -2,7 +2,8 @@
 //!
 //! Run: `cargo bench -p switchyard-gateway --bench gateway_vs_direct` (models fetched first).
 //! Environment: `BENCH_TOKENS` (default 128), `BENCH_THREADS` (default 2), `BENCH_ROUNDS`
-//! (default 3), `BENCH_MODEL` (a model id in the models dir; default the SmolLM2 sample). Prints a Markdown table for docs/BENCHMARKS.md.
+//! (default 3), `BENCH_MODEL` (a model id in the models dir; default the SmolLM2 sample),
+//! `BENCH_DIRECT_ONLY` (set: only the direct llama-cpp-2 rows, no gateway). Prints a Markdown table for docs/BENCHMARKS.md.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -241,6 +242,28 @@ fn main() {
             n,
             direct_batched(&model_path, threads as i32, max_tokens, n),
         ));
+    }
+
+    if std::env::var_os("BENCH_DIRECT_ONLY").is_some() {
+        let d = {
+            let mut v = direct_tps.clone();
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        println!("\n## direct only ({model_id}, {threads} threads, {max_tokens} tokens)\n");
+        println!("| direct single decode tok/s (median) | {d:.1} |");
+        for (n, tps) in &batched {
+            println!(
+                "| direct {n} sequences in one batch | {tps:.1} ({:.2}×) |",
+                tps / d
+            );
+        }
+        println!("| pp512 | {pp512:.1} ({:.2}×) |", pp512 / d);
+        println!(
+            "| 512 tokens, all logits | {pp512_all:.1} ({:.2}×) |",
+            pp512_all / d
+        );
+        return;
     }
 
     // 2. Gateway: resident memory with no model loaded, then streams.

@@ -21,7 +21,8 @@ pub struct Config {
     pub models_dir: Option<PathBuf>,
     /// Model served when a client asks for `auto` (default: the first model found).
     pub default_model: Option<String>,
-    /// Models loaded at start instead of on their first request.
+    /// Models loaded at start instead of on their first request (any task; naming
+    /// `all-minilm-l6-v2` also loads the router's intent tier B).
     pub preload: Vec<String>,
     /// Device profile: a built-in name (`cpu-x86`, `jetson-orin-nano-8gb`, ...) or a path to a
     /// profile TOML file. Its engine settings fill what `[engine]` leaves unset, and it names

@@ -42,7 +42,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     for id in state.config.preload.clone() {
         state
-            .model(&id)
+            .preload(&id)
             .await
             .with_context(|| format!("preloading model '{id}'"))?;
     }

@@ -135,10 +135,10 @@ impl AppState {
             };
             models.insert(entry.manifest.id.clone(), Arc::new(entry));
         }
-        let tier_b = crate::tier_b::load(models_dir, &config);
-        let shared_minilm = tier_b.as_ref().map(|t| Arc::clone(&t.embedder));
+        let tier_b = crate::tier_b::load(models_dir, &config, device.as_ref());
+        let tier_b_embedder = tier_b.as_ref().map(|t| Arc::clone(&t.embedder));
         let mut state = Self::build(config, models, feed, tier_b.map(|t| t.setup), models_dir)?;
-        state.services.shared_minilm = shared_minilm;
+        state.services.tier_b_embedder = tier_b_embedder;
         Ok(state)
     }
 
@@ -259,6 +259,37 @@ impl AppState {
     /// Model ids, sorted.
     pub fn model_ids(&self) -> Vec<&str> {
         self.models.keys().map(String::as_str).collect()
+    }
+
+    /// Loads model `id` now rather than on its first request (the `preload` setting): an LLM
+    /// through its engine, a speech, vision or embedding model through its service (for
+    /// all-MiniLM-L6-v2 that includes the router's tier B, which shares its session).
+    pub async fn preload(&self, id: &str) -> Result<(), EngineError> {
+        let entry = self.models.get(id).ok_or_else(|| {
+            EngineError::invalid(format!("unknown model '{id}'"), Some("preload"))
+        })?;
+        let manifest = &entry.manifest;
+        let has = |task: &str| manifest.tasks.iter().any(|t| t == task);
+        if has("embedding") {
+            if let Some(tier_b) = &self.services.tier_b_embedder {
+                let tier_b = Arc::clone(tier_b);
+                tokio::task::spawn_blocking(move || tier_b.load_now())
+                    .await
+                    .map_err(|e| EngineError::Load(e.to_string()))?
+                    .map_err(EngineError::Load)?;
+            }
+            self.services.embedder(manifest).await.map(|_| ())
+        } else if has("stt") {
+            self.services.stt(manifest).await.map(|_| ())
+        } else if has("tts") {
+            self.services.tts(manifest).await.map(|_| ())
+        } else if has("ocr") {
+            self.services.ocr(manifest).await.map(|_| ())
+        } else if has("vad") {
+            self.services.vad(manifest).await.map(|_| ())
+        } else {
+            self.model(id).await.map(|_| ())
+        }
     }
 
     /// The loaded model `id`, loading it on first use (off the async executor).

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -267,25 +267,36 @@ fn sighup_reloads_the_profile() {
     }
 }
 
-#[test]
-fn tier_b_runs_on_the_real_embedding_model_when_tier_a_is_unsure() {
-    support::require_model("all-minilm-l6-v2");
-    support::require_model("onnxruntime");
-    let dir = tempfile::tempdir().unwrap();
-    let device = std::fs::read_to_string(profiles_root().join("devices/cpu-x86.toml"))
+/// Starts a gateway whose policy sends every text to tier B (threshold 1.0: tier A is never
+/// sure enough), with the cpu-x86 profile's embedding engines replaced by `engines` when given.
+fn gateway_with_tier_b_always(dir: &Path, engines: Option<&str>) -> support::Gateway {
+    let mut device = std::fs::read_to_string(profiles_root().join("devices/cpu-x86.toml"))
         .unwrap()
         .replace("policy = \"default\"", "policy = \"policy.toml\"");
-    std::fs::write(dir.path().join("box.toml"), device).unwrap();
-    // Threshold 1.0: tier A is never sure enough, so every text goes to tier B.
+    if let Some(engines) = engines {
+        device = device.replace(
+            "engines = [\"onnx/cpu\", \"llama.cpp/cpu\"]",
+            &format!("engines = {engines}"),
+        );
+        assert!(
+            device.contains(engines),
+            "cpu-x86's embedding engines changed"
+        );
+    }
+    std::fs::write(dir.join("box.toml"), device).unwrap();
     let policy = std::fs::read_to_string(profiles_root().join("policies/default.toml"))
         .unwrap()
         .replacen("tier_a_threshold = 0.6", "tier_a_threshold = 1.0", 1);
-    std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
     let config = format!(
         "profile = {:?}\n",
-        dir.path().join("box.toml").display().to_string()
+        dir.join("box.toml").display().to_string()
     );
-    let gw = support::start(&config, &support::models_dir());
+    support::start(&config, &support::models_dir())
+}
+
+/// Tier B classifies two texts; its reason names `engine`.
+fn assert_tier_b_decides(gw: &support::Gateway, engine: &str) {
     for (text, intent) in [
         ("Please summarize the following article in three bullet points: the city council met on Tuesday and approved the new budget.", "summarize"),
         ("Write a Rust function that parses an integer from a string and returns an error on overflow.", "code"),
@@ -294,5 +305,41 @@ fn tier_b_runs_on_the_real_embedding_model_when_tier_a_is_unsure() {
         let d = support::request(gw.addr, "POST", "/v1/route", &q.to_string()).json();
         assert_eq!(d["classifier"]["tier"], "b", "{d}");
         assert_eq!(d["intent"], intent, "{d}");
+        assert!(
+            d.to_string().contains(&format!("tier B ({engine}) decided")),
+            "{d}"
+        );
     }
+}
+
+#[test]
+fn tier_b_runs_on_the_real_embedding_model_when_tier_a_is_unsure() {
+    support::require_model("all-minilm-l6-v2");
+    support::require_model("onnxruntime");
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway_with_tier_b_always(dir.path(), None);
+    assert_tier_b_decides(&gw, "onnxruntime");
+}
+
+/// A profile that puts llama.cpp first for embeddings gets tier B on the Q8_0 GGUF that
+/// `models fetch` derives; one whose engines it cannot serve has no tier B, and says so.
+#[test]
+fn tier_b_follows_the_profiles_embedding_engines() {
+    let dir = support::require_model("all-minilm-l6-v2");
+    assert!(
+        dir.join("model.q8_0.gguf").is_file(),
+        "no model.q8_0.gguf in {}: `switchyard models fetch` derives it",
+        dir.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = gateway_with_tier_b_always(tmp.path(), Some("[\"llama.cpp/cpu\", \"onnx/cpu\"]"));
+    assert_tier_b_decides(&gw, "llama.cpp");
+    drop(gw);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = gateway_with_tier_b_always(tmp.path(), Some("[\"tract/cpu\"]"));
+    let q = json!({"endpoint": "/v1/chat/completions", "body": {"model": "auto", "messages": [{"role": "user", "content": "Please summarize this."}]}});
+    let d = support::request(gw.addr, "POST", "/v1/route", &q.to_string()).json();
+    assert_eq!(d["classifier"]["tier"], "a", "{d}");
+    assert!(d.to_string().contains("tier B not installed"), "{d}");
 }

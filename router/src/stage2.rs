@@ -96,8 +96,9 @@ pub fn run(
             &a,
             Tier::B,
             format!(
-                "tier A unsure ({:.2} < {threshold:.2}); tier B decided in {} us",
+                "tier A unsure ({:.2} < {threshold:.2}); tier B ({}) decided in {} us",
                 a.confidence,
+                setup.embedder.engine(),
                 started.elapsed().as_micros()
             ),
         ),

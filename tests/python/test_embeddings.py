@@ -113,22 +113,42 @@ def _rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_embeddings_share_the_routers_minilm_session(tmp_path: Path) -> None:
-    """The router's tier B loads all-MiniLM-L6-v2 at start-up; /v1/embeddings reuses that ONNX
-    Runtime session instead of holding the model twice (a session keeps ~160 MB resident)."""
+def test_no_model_is_resident_at_start_and_embeddings_share_tier_bs_session(tmp_path: Path) -> None:
+    """The gateway starts with no model loaded, the router's tier B included: it loads
+    all-MiniLM-L6-v2 on first use (or with `preload`). The first /v1/embeddings loads it on ONNX
+    Runtime as tier B's session, so tier B then holds no second copy (~160 MB each)."""
     from conftest import start_gateway, stop_gateway
 
     gw = start_gateway(tmp_path)
     try:
-        before = _rss_mib(gw.process.pid)
+        at_start = _rss_mib(gw.process.pid)
+        health = httpx.get(f"{gw.base_url.removesuffix('/v1')}/health", timeout=10).json()
+        assert health["router"]["tier_b"] == {"engine": "onnxruntime", "loaded": False}, health
+        assert not any(m["loaded"] for m in health["models"]), health["models"]
         r = httpx.post(
             f"{gw.base_url}/embeddings",
             json={"model": "all-minilm-l6-v2", "input": ["where is the station"] * 4},
             timeout=60,
         )
         assert r.status_code == 200, r.text
-        grown = _rss_mib(gw.process.pid) - before
-        print(f"resident memory before {before:.0f} MiB, +{grown:.0f} MiB after the first embeddings")
-        assert grown < 60, f"+{grown:.0f} MiB: a second MiniLM session?"
+        health = httpx.get(f"{gw.base_url.removesuffix('/v1')}/health", timeout=10).json()
+        assert health["router"]["tier_b"]["loaded"] is True, health["router"]
+        after = _rss_mib(gw.process.pid)
+        print(f"resident memory at start {at_start:.0f} MiB, {after:.0f} MiB after the first embeddings")
+        # No model at start: the binary, its libraries and the HTTP side.
+        assert at_start < 60, f"{at_start:.0f} MiB at start: a model loaded eagerly?"
+        # One ONNX Runtime session (~160 MB), not two.
+        assert after - at_start < 260, f"+{after - at_start:.0f} MiB: a second MiniLM session?"
+    finally:
+        stop_gateway(gw)
+
+
+def test_preload_loads_tier_b_at_start(tmp_path: Path) -> None:
+    from conftest import GATEWAY_CONFIG, start_gateway, stop_gateway
+
+    gw = start_gateway(tmp_path, 'preload = ["all-minilm-l6-v2"]\n' + GATEWAY_CONFIG)
+    try:
+        health = httpx.get(f"{gw.base_url.removesuffix('/v1')}/health", timeout=10).json()
+        assert health["router"]["tier_b"] == {"engine": "onnxruntime", "loaded": True}, health
     finally:
         stop_gateway(gw)

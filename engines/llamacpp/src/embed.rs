@@ -46,7 +46,7 @@ pub struct ModelDescription {
     pub pooling_type: Option<u32>,
 }
 
-fn load(model: &Path, params: &LlamaModelParams) -> Result<LlamaModel, EngineError> {
+pub(crate) fn load(model: &Path, params: &LlamaModelParams) -> Result<LlamaModel, EngineError> {
     let backend = backend()?;
     LlamaModel::load_from_file(backend, model, params).map_err(|e| {
         EngineError::Load(format!(
@@ -103,33 +103,13 @@ pub fn embed(model: &Path, texts: &[&str], threads: i32) -> Result<Vec<Vec<f32>>
         return Ok(Vec::new());
     }
     let llama = load(model, &LlamaModelParams::default())?;
-    let pooling = match pooling_type(&llama) {
-        None | Some(0) | Some(1) => LlamaPoolingType::Mean,
-        Some(2) => LlamaPoolingType::Cls,
-        Some(3) => LlamaPoolingType::Last,
-        Some(other) => {
-            return Err(EngineError::Load(format!(
-                "{}: pooling type {other} does not give sentence embeddings (a reranker?)",
-                model.display()
-            )))
-        }
-    };
+    let pooling = pooling(&llama, model)?;
     let limit = usize::try_from(llama.n_ctx_train())
         .unwrap_or(MAX_TOKENS)
         .clamp(1, MAX_TOKENS);
-    let vocab = llama.vocab();
     let mut sequences = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
-        let mut tokens = vocab.tokenize(text.as_bytes(), true, false);
-        if tokens.len() > limit {
-            // Keep the closing separator / end token the tokenizer added.
-            let last = tokens[tokens.len() - 1];
-            let closing = last == vocab.sep() || last == vocab.eos();
-            tokens.truncate(limit);
-            if closing {
-                tokens[limit - 1] = last;
-            }
-        }
+        let tokens = tokenize_truncated(&llama, text, limit);
         if tokens.is_empty() {
             return Err(EngineError::invalid(
                 format!("text {i} gives no tokens"),
@@ -203,7 +183,37 @@ pub fn embed(model: &Path, texts: &[&str], threads: i32) -> Result<Vec<Vec<f32>>
     Ok(out)
 }
 
-fn normalized(v: &[f32]) -> Vec<f32> {
+/// How `llama` pools a sequence into one vector, from its GGUF's `{arch}.pooling_type` (mean
+/// when unset); a reranker's rank pooling is refused, naming `model`.
+pub(crate) fn pooling(llama: &LlamaModel, model: &Path) -> Result<LlamaPoolingType, EngineError> {
+    match pooling_type(llama) {
+        None | Some(0) | Some(1) => Ok(LlamaPoolingType::Mean),
+        Some(2) => Ok(LlamaPoolingType::Cls),
+        Some(3) => Ok(LlamaPoolingType::Last),
+        Some(other) => Err(EngineError::Load(format!(
+            "{}: pooling type {other} does not give sentence embeddings (a reranker?)",
+            model.display()
+        ))),
+    }
+}
+
+/// `text` in `llama`'s vocabulary with its special tokens, cut to `limit` tokens while keeping
+/// the closing separator / end token the tokenizer added.
+pub(crate) fn tokenize_truncated(llama: &LlamaModel, text: &str, limit: usize) -> Vec<LlamaToken> {
+    let vocab = llama.vocab();
+    let mut tokens = vocab.tokenize(text.as_bytes(), true, false);
+    if tokens.len() > limit && limit > 0 {
+        let last = tokens[tokens.len() - 1];
+        let closing = last == vocab.sep() || last == vocab.eos();
+        tokens.truncate(limit);
+        if closing {
+            tokens[limit - 1] = last;
+        }
+    }
+    tokens
+}
+
+pub(crate) fn normalized(v: &[f32]) -> Vec<f32> {
     let norm = v
         .iter()
         .map(|x| f64::from(*x) * f64::from(*x))

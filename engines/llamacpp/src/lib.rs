@@ -7,6 +7,7 @@
 //! - Threads, slots, context and batch sizes come from [`EngineConfig`], never guessed.
 
 pub mod embed;
+pub mod encoder;
 pub mod inspect;
 mod memory;
 pub mod quantize;

@@ -37,7 +37,7 @@ pub use network::OnnxNetwork;
 pub mod providers;
 
 pub use providers::{ExecutionProvider, Placement, ProviderReport, SkippedProvider};
-pub use runtime::{init_runtime, runtime, Runtime};
+pub use runtime::{init_runtime, runtime, same_file, Runtime};
 
 /// Catalog id of the ONNX Runtime library "model" folder.
 pub const RUNTIME_ID: &str = "onnxruntime";

@@ -86,7 +86,9 @@ pub fn runtime() -> Option<&'static Runtime> {
     RUNTIME.get()
 }
 
-pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+/// Whether `a` and `b` name the same file, however they are spelled (compared as given when
+/// either cannot be resolved).
+pub fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,

@@ -46,6 +46,21 @@ struct ProfileHealth {
     reload_error: Option<String>,
 }
 
+/// The router's intent tier B: which engine runs its embedding model, and whether it is loaded
+/// (it loads on the first request tier A is unsure about, unless preloaded).
+#[derive(Serialize)]
+struct TierBHealth {
+    /// `onnxruntime` or `llama.cpp`.
+    engine: String,
+    loaded: bool,
+}
+
+#[derive(Serialize)]
+struct RouterHealth {
+    /// `null` when tier B is not installed (tier A decides alone).
+    tier_b: Option<TierBHealth>,
+}
+
 #[derive(Serialize)]
 struct TelemetryHealth {
     age_ms: u64,
@@ -62,6 +77,7 @@ pub(super) struct Health {
     models: Vec<ModelHealth>,
     engines: Vec<EngineHealth>,
     profile: ProfileHealth,
+    router: RouterHealth,
     telemetry: TelemetryHealth,
 }
 
@@ -138,6 +154,15 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
         ready,
         reasons,
         models,
+        router: RouterHealth {
+            tier_b: state.services.tier_b_embedder.as_ref().map(|t| {
+                use switchyard_intent::tier_b::SentenceEmbedder;
+                TierBHealth {
+                    engine: t.engine().to_owned(),
+                    loaded: t.is_loaded(),
+                }
+            }),
+        },
         engines,
         profile: {
             let config = state.routing.router.config();

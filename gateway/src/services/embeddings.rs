@@ -28,14 +28,15 @@ impl Services {
         // The router's tier B session, when it holds this very file on the provider this
         // profile puts first for embeddings (tier B runs on the CPU; a GPU-first profile gets
         // its own session).
-        let shared = self.shared_minilm.clone().filter(|s| {
-            s.is_loaded_from(&model)
+        let shared = self.tier_b_embedder.clone().filter(|s| {
+            s.onnx_model()
+                .is_some_and(|m| switchyard_engines::onnx::same_file(m, &model))
                 && placement
                     .providers
                     .first()
                     .copied()
                     .unwrap_or(ExecutionProvider::Cpu)
-                    == s.execution_provider()
+                    == ExecutionProvider::Cpu
         });
         let options = EmbedderOptions {
             threads: self.threads,
@@ -47,7 +48,8 @@ impl Services {
         self.embedders
             .get(&manifest.id, move || {
                 super::verify_roles(&checked, &["model", "tokenizer"])?;
-                match shared {
+                // Tier B's session, loaded now if tier B has not needed it yet.
+                match shared.and_then(|s| s.onnx_session()) {
                     Some(shared) => shared.sharing_session(MAX_TOKENS),
                     None => MiniLmEmbedder::load_with(&model, &tokenizer, &options),
                 }

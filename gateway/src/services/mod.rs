@@ -129,9 +129,9 @@ pub struct Services {
     /// OCR runs on ONNX Runtime (the profile lists `onnx/*` before `tract/cpu` for it).
     pub(crate) ocr_on_onnx: bool,
     pub(crate) embedders: LoadedOnce<switchyard_engines::onnx::MiniLmEmbedder>,
-    /// The router's tier B embedder: `/v1/embeddings` shares its session for the same file on
-    /// the same provider instead of loading the model again.
-    pub(crate) shared_minilm: Option<Arc<switchyard_engines::onnx::MiniLmEmbedder>>,
+    /// The router's tier B embedder (also reported by `/health`): `/v1/embeddings` shares its
+    /// ONNX Runtime session for the same file on the CPU instead of loading the model again.
+    pub(crate) tier_b_embedder: Option<Arc<crate::tier_b::TierBEmbedder>>,
     pub(crate) ocr: LoadedOnce<vision::OcrService>,
     pub(crate) vad: LoadedOnce<switchyard_engines::tract::vad::VadModel>,
     pub(crate) stt: LoadedOnce<switchyard_engines::whisper::WhisperHost>,
@@ -148,7 +148,7 @@ impl Services {
             placements: HashMap::new(),
             ocr_on_onnx: false,
             embedders: LoadedOnce::new(),
-            shared_minilm: None,
+            tier_b_embedder: None,
             ocr: LoadedOnce::new(),
             vad: LoadedOnce::new(),
             stt: LoadedOnce::new(),

@@ -76,6 +76,12 @@ pub trait SentenceEmbedder: Send + Sync {
 
     /// Width of the vectors [`SentenceEmbedder::embed`] returns.
     fn dim(&self) -> usize;
+
+    /// The engine that runs the embedding model (`llama.cpp`, `onnxruntime`), named in the
+    /// route trace's reason.
+    fn engine(&self) -> &str {
+        "unnamed engine"
+    }
 }
 
 /// Why tier B could not classify a text.
@@ -241,11 +247,15 @@ pub struct TierB {
     max_tokens: usize,
 }
 
-/// The n-gram block, dense by bucket, columns in canonical intent order.
+/// The n-gram block, columns in canonical intent order. Sparse: only the buckets with weights
+/// (a few thousand of 2^18) are held, found by binary search, so the head costs ~100 KB
+/// rather than 7 MB of a dense table.
 #[derive(Debug, Clone)]
 struct NgramHead {
     features: FeatureConfig,
     scale: f32,
+    /// Strictly ascending bucket ids, one per row of `rows`.
+    buckets: Vec<u32>,
     rows: Vec<[f32; NUM_INTENTS]>,
 }
 
@@ -423,8 +433,8 @@ impl NgramHead {
         let mut sum_sq = 0.0f32;
         features::extract(&self.features, text, scratch, |bucket, value| {
             sum_sq += value * value;
-            if let Some(row) = self.rows.get(bucket as usize) {
-                for (a, w) in acc.iter_mut().zip(row) {
+            if let Ok(k) = self.buckets.binary_search(&bucket) {
+                for (a, w) in acc.iter_mut().zip(&self.rows[k]) {
                     *a += value * w;
                 }
             }
@@ -457,7 +467,7 @@ fn validate_ngrams(
         )));
     }
     let num_buckets = block.features.num_buckets();
-    let mut dense = vec![[0.0f32; NUM_INTENTS]; num_buckets];
+    let mut rows = vec![[0.0f32; NUM_INTENTS]; block.rows.len()];
     let mut previous: Option<u32> = None;
     for (k, (&bucket, row)) in block.buckets.iter().zip(&block.rows).enumerate() {
         if previous.is_some_and(|p| p >= bucket) || bucket as usize >= num_buckets {
@@ -476,13 +486,14 @@ fn validate_ngrams(
             if !w.is_finite() {
                 return Err(IntentError::NonFinite(format!("ngrams.rows[{k}][{j}]")));
             }
-            dense[bucket as usize][rows_of_labels[j]] = *w;
+            rows[k][rows_of_labels[j]] = *w;
         }
     }
     Ok(NgramHead {
         features: block.features.clone(),
         scale: block.scale,
-        rows: dense,
+        buckets: block.buckets.clone(),
+        rows,
     })
 }
 

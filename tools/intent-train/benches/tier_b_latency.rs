@@ -1,5 +1,6 @@
-//! Latency of tier B (tokenise + embed with all-MiniLM-L6-v2 on ONNX Runtime + linear head)
-//! for requests of 16 and 128 tokens: p50/p90/p99 over many sequential requests, through the
+//! Latency of tier B (tokenise + embed with all-MiniLM-L6-v2 + linear head), on ONNX Runtime
+//! and, when `models fetch` has derived its Q8_0 GGUF, on llama.cpp, for requests of 16 and 128
+//! tokens: p50/p90/p99 over many sequential requests, through the
 //! same `TierB::classify(&dyn SentenceEmbedder, text)` call the router makes.
 //!
 //! ```text
@@ -17,7 +18,9 @@
 
 use std::time::{Duration, Instant};
 
+use switchyard_engine_llamacpp::encoder::{EncoderOptions, SentenceEncoder};
 use switchyard_engine_onnx::{init_runtime, EmbedderOptions, MiniLmEmbedder, MiniLmPaths};
+use switchyard_intent::tier_b::SentenceEmbedder;
 use switchyard_intent::TierB;
 use switchyard_intent_train::{default_models_dir, MiniLmSentenceEmbedder};
 
@@ -54,6 +57,53 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// The llama.cpp encoder through tier B's trait.
+struct GgufEmbedder(SentenceEncoder);
+
+impl SentenceEmbedder for GgufEmbedder {
+    fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
+        self.0.embed(text).map_err(|e| e.to_string())
+    }
+
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+}
+
+/// Prints p50/p90/p99/max/mean of `tier_b.classify` over `iterations` runs per text.
+fn measure(
+    tier_b: &TierB,
+    embedder: &dyn SentenceEmbedder,
+    texts: &[(usize, String)],
+    iterations: usize,
+    embedded_tokens: impl Fn(&str) -> usize,
+) {
+    for (tokens, text) in texts {
+        let embedded = embedded_tokens(text);
+        for _ in 0..20 {
+            tier_b.classify(embedder, text).unwrap();
+        }
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let start = Instant::now();
+            let prediction = tier_b.classify(embedder, text).unwrap();
+            samples.push(start.elapsed());
+            std::hint::black_box(prediction);
+        }
+        samples.sort();
+        let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+        println!(
+            "  {tokens:>3}-token request ({embedded:>3} embedded): p50 {:.2} ms  p90 {:.2} ms  \
+             p99 {:.2} ms  max {:.2} ms  mean {:.2} ms",
+            ms(percentile(&samples, 50.0)),
+            ms(percentile(&samples, 90.0)),
+            ms(percentile(&samples, 99.0)),
+            ms(percentile(&samples, 100.0)),
+            ms(mean)
+        );
+    }
 }
 
 fn main() {
@@ -105,30 +155,38 @@ fn main() {
         .ok()
         .map(|v| v.split(',').filter_map(|t| t.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![16, 128]);
-    for &tokens in &sizes {
-        let text = text_of(&counter, tokens);
-        let embedded = adapter.0.token_count(&text).unwrap();
-        for _ in 0..20 {
-            tier_b.classify(&adapter, &text).unwrap();
-        }
-        let mut samples = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
-            let start = Instant::now();
-            let prediction = tier_b.classify(&adapter, &text).unwrap();
-            samples.push(start.elapsed());
-            std::hint::black_box(prediction);
-        }
-        samples.sort();
-        let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+    let texts: Vec<(usize, String)> = sizes
+        .iter()
+        .map(|&tokens| (tokens, text_of(&counter, tokens)))
+        .collect();
+    measure(&tier_b, &adapter, &texts, iterations, |t| {
+        adapter.0.token_count(t).unwrap()
+    });
+    // The same requests on llama.cpp with the Q8_0 GGUF `models fetch` derives (what the
+    // gateway serves when it is there).
+    let gguf = default_models_dir()
+        .join(switchyard_engine_onnx::MINILM_ID)
+        .join("model.q8_0.gguf");
+    if gguf.is_file() {
+        let encoder = SentenceEncoder::load(
+            &gguf,
+            &EncoderOptions {
+                threads: threads as i32,
+                max_tokens: options.max_tokens,
+            },
+        )
+        .unwrap();
         println!(
-            "  {tokens:>3}-token request ({embedded:>3} embedded): p50 {:.2} ms  p90 {:.2} ms  \
-             p99 {:.2} ms  max {:.2} ms  mean {:.2} ms",
-            ms(percentile(&samples, 50.0)),
-            ms(percentile(&samples, 90.0)),
-            ms(percentile(&samples, 99.0)),
-            ms(percentile(&samples, 100.0)),
-            ms(mean)
+            "tier B latency on llama.cpp ({}), {threads} threads, first {} tokens:",
+            gguf.display(),
+            encoder.max_tokens()
         );
+        let gguf_adapter = GgufEmbedder(encoder);
+        measure(&tier_b, &gguf_adapter, &texts, iterations, |t| {
+            adapter.0.token_count(t).unwrap()
+        });
+    } else {
+        println!("  (no {}: llama.cpp rows skipped)", gguf.display());
     }
     // Tokenisation alone (a 128-token text).
     let text = text_of(&counter, 128);

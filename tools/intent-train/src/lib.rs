@@ -55,6 +55,9 @@ pub enum TrainError {
     /// Loading or running the embedding model failed.
     #[error(transparent)]
     Onnx(#[from] OnnxError),
+    /// Embedding a text failed.
+    #[error("embedding failed: {0}")]
+    Embedding(String),
     /// Building or validating the artifact failed.
     #[error(transparent)]
     Intent(#[from] IntentError),
@@ -80,6 +83,10 @@ impl SentenceEmbedder for MiniLmSentenceEmbedder {
 
     fn dim(&self) -> usize {
         self.0.dim()
+    }
+
+    fn engine(&self) -> &str {
+        "onnxruntime"
     }
 }
 
@@ -114,11 +121,11 @@ pub fn display_path(path: &Path) -> String {
 
 /// Embeds every example's text, one at a time (exactly as requests are embedded at run time).
 pub fn embed_all(
-    embedder: &MiniLmEmbedder,
+    embedder: &dyn SentenceEmbedder,
     examples: &[Example],
 ) -> Result<Vec<Vec<f32>>, TrainError> {
     examples
         .iter()
-        .map(|e| embedder.embed(&e.text).map_err(TrainError::from))
+        .map(|e| embedder.embed(&e.text).map_err(TrainError::Embedding))
         .collect()
 }

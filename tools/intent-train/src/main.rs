@@ -24,7 +24,7 @@ use switchyard_intent::{Intent, NUM_INTENTS};
 use switchyard_intent_train::train::{evaluate_head, RunInfo};
 use switchyard_intent_train::{
     default_models_dir, display_path, embed_all, load_jsonl, train, workspace_dir, Evaluation,
-    TrainConfig, TrainError, DEFAULT_TIER_B_MAX_TOKENS,
+    MiniLmSentenceEmbedder, TrainConfig, TrainError, DEFAULT_TIER_B_MAX_TOKENS,
 };
 
 /// Trains tier B of the intent classifier and writes its artifact.
@@ -143,8 +143,10 @@ fn run(args: &Args) -> Result<bool, CliError> {
         max_tokens: args.max_tokens,
         ..EmbedderOptions::default()
     };
-    let embedder = MiniLmEmbedder::load_with(&paths.model, &paths.tokenizer, &options)
-        .map_err(TrainError::from)?;
+    let embedder = MiniLmSentenceEmbedder(
+        MiniLmEmbedder::load_with(&paths.model, &paths.tokenizer, &options)
+            .map_err(TrainError::from)?,
+    );
 
     let mut out = std::io::stdout().lock();
     let started = std::time::Instant::now();
@@ -154,14 +156,14 @@ fn run(args: &Args) -> Result<bool, CliError> {
         "embedded {} training examples in {:.1} s ({} threads, first {} tokens, {} on {})",
         train_embeddings.len(),
         started.elapsed().as_secs_f64(),
-        embedder.threads(),
-        embedder.max_tokens(),
+        embedder.0.threads(),
+        embedder.0.max_tokens(),
         MINILM_ID,
-        embedder.execution_provider()
+        embedder.0.execution_provider()
     )?;
     let run_info = RunInfo {
         embedding_model: MINILM_ID.into(),
-        max_tokens: embedder.max_tokens(),
+        max_tokens: embedder.0.max_tokens(),
         train_file: display_path(&train_path),
     };
     let started = std::time::Instant::now();

@@ -5,10 +5,11 @@
 
 use std::path::PathBuf;
 
+use switchyard_engine_llamacpp::encoder::{EncoderOptions, SentenceEncoder};
 use switchyard_engine_onnx::{
     init_runtime, EmbedderOptions, MiniLmEmbedder, MiniLmPaths, MINILM_ID,
 };
-use switchyard_intent::tier_b::{TierBArtifact, BUILTIN_ARTIFACT};
+use switchyard_intent::tier_b::{SentenceEmbedder, TierBArtifact, BUILTIN_ARTIFACT};
 use switchyard_intent::{Intent, TierB};
 use switchyard_intent_train::train::evaluate_head;
 use switchyard_intent_train::{
@@ -63,7 +64,7 @@ fn heldout_accuracy_of_the_builtin_head() {
     };
     let tier_b = TierB::builtin().unwrap();
     let heldout = load_jsonl(&data("heldout.jsonl")).unwrap();
-    let embeddings = embed_all(&embedder, &heldout.examples).unwrap();
+    let embeddings = embed_all(&MiniLmSentenceEmbedder(embedder), &heldout.examples).unwrap();
     let texts: Vec<&str> = heldout.examples.iter().map(|e| e.text.as_str()).collect();
     let labels: Vec<Intent> = heldout.examples.iter().map(|e| e.intent).collect();
     let evaluation = evaluate_head(&tier_b, &texts, &embeddings, &labels).unwrap();
@@ -106,4 +107,73 @@ fn classify_through_the_sentence_embedder_trait() {
         assert_eq!(p.intent, expected, "{text:?}: {p:?}");
         assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
     }
+}
+
+/// The Q8_0 GGUF of MiniLM that `switchyard models fetch` derives, which the gateway's tier B
+/// runs on llama.cpp.
+struct GgufEmbedder(SentenceEncoder);
+
+impl SentenceEmbedder for GgufEmbedder {
+    fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
+        self.0.embed(text).map_err(|e| e.to_string())
+    }
+
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+}
+
+fn gguf_embedder(test: &str) -> Option<GgufEmbedder> {
+    let gguf = default_models_dir().join(MINILM_ID).join("model.q8_0.gguf");
+    if !gguf.is_file() {
+        eprintln!(
+            "SKIPPED {test}: {} not found (run `switchyard models fetch`)",
+            gguf.display()
+        );
+        return None;
+    }
+    let options = EncoderOptions {
+        threads: 2,
+        max_tokens: TierB::builtin().unwrap().max_tokens(),
+    };
+    Some(GgufEmbedder(
+        SentenceEncoder::load(&gguf, &options).unwrap(),
+    ))
+}
+
+/// The gateway serves tier B on llama.cpp whenever the GGUF is there: the head, trained on the
+/// int8 ONNX model's embeddings, must keep its held-out accuracy on those vectors too.
+#[test]
+fn heldout_accuracy_on_the_llamacpp_encoder() {
+    let test = "heldout_accuracy_on_the_llamacpp_encoder";
+    let (Some(onnx), Some(gguf)) = (embedder(test), gguf_embedder(test)) else {
+        return;
+    };
+    let tier_b = TierB::builtin().unwrap();
+    let heldout = load_jsonl(&data("heldout.jsonl")).unwrap();
+    let on_gguf = embed_all(&gguf, &heldout.examples).unwrap();
+    let on_onnx = embed_all(&MiniLmSentenceEmbedder(onnx), &heldout.examples).unwrap();
+    let cosines: Vec<f32> = on_gguf
+        .iter()
+        .zip(&on_onnx)
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum())
+        .collect();
+    let min = cosines.iter().copied().fold(f32::INFINITY, f32::min);
+    let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
+    let texts: Vec<&str> = heldout.examples.iter().map(|e| e.text.as_str()).collect();
+    let labels: Vec<Intent> = heldout.examples.iter().map(|e| e.intent).collect();
+    let evaluation = evaluate_head(&tier_b, &texts, &on_gguf, &labels).unwrap();
+    eprintln!(
+        "tier B held-out on llama.cpp Q8_0: accuracy {:.4}, macro-F1 {:.4} over {} examples; \
+         cosine to the ONNX int8 vectors min {min:.4}, mean {mean:.4}",
+        evaluation.accuracy, evaluation.macro_f1, evaluation.examples
+    );
+    assert!(min > 0.99, "min cosine {min}");
+    let artifact: TierBArtifact = serde_json::from_str(BUILTIN_ARTIFACT).unwrap();
+    let recorded = artifact.metrics.unwrap().heldout_accuracy.unwrap();
+    assert!(
+        evaluation.accuracy >= recorded - 0.02,
+        "recorded {recorded} on ONNX Runtime, {} on llama.cpp",
+        evaluation.accuracy
+    );
 }

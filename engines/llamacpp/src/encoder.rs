@@ -1,0 +1,276 @@
+//! A loaded sentence encoder: a GGUF embedding model (e.g. all-MiniLM-L6-v2 converted by
+//! `switchyard-convert hf-gguf`) kept in memory and served one text at a time, for callers
+//! that embed short texts often (the router's intent tier B).
+//!
+//! llama.cpp maps the weights from the file, so the Q8_0 MiniLM costs its 25 MB of file pages
+//! plus a small compute buffer sized for `max_tokens`, where ONNX Runtime keeps ~160 MB for
+//! the int8 ONNX form of the same model. A llama context may not change threads, so one
+//! worker thread owns it and callers wait for their answer on a channel.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use switchyard_core::EngineError;
+
+use crate::backend;
+use crate::embed::{load, normalized, pooling, tokenize_truncated};
+
+/// How a [`SentenceEncoder`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderOptions {
+    /// llama.cpp threads (at least 1).
+    pub threads: i32,
+    /// Texts are truncated to this many tokens, special tokens included (at least 2); it also
+    /// sizes the compute buffer.
+    pub max_tokens: usize,
+}
+
+/// One text to embed, and where its vector goes.
+type Request = (String, SyncSender<Result<Vec<f32>, EngineError>>);
+
+/// A GGUF sentence encoder served on its own thread. See the module docs.
+pub struct SentenceEncoder {
+    requests: Mutex<Option<Sender<Request>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    dim: usize,
+    max_tokens: usize,
+    path: PathBuf,
+}
+
+impl SentenceEncoder {
+    /// Loads `model` and starts its thread. Refuses a model whose pooling does not give
+    /// sentence embeddings (a reranker) and options out of range, naming the file.
+    pub fn load(model: &Path, options: &EncoderOptions) -> Result<Self, EngineError> {
+        if options.threads < 1 {
+            return Err(EngineError::invalid(
+                format!("threads must be at least 1, got {}", options.threads),
+                Some("threads"),
+            ));
+        }
+        let max_tokens = u32::try_from(options.max_tokens)
+            .ok()
+            .filter(|n| *n >= 2)
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    format!("max_tokens must be 2 to 2^32, got {}", options.max_tokens),
+                    Some("max_tokens"),
+                )
+            })?;
+        let llama = load(model, &LlamaModelParams::default())?;
+        let pooling = pooling(&llama, model)?;
+        let dim = usize::try_from(llama.n_embd()).unwrap_or(0);
+        let max_tokens = max_tokens.min(llama.n_ctx_train().max(2));
+        let (requests, inbox) = channel::<Request>();
+        let (ready_tx, ready) = sync_channel::<Result<(), EngineError>>(1);
+        let threads = options.threads;
+        let name = model.display().to_string();
+        let worker = std::thread::Builder::new()
+            .name("sentence-encoder".into())
+            .spawn(move || {
+                let params = LlamaContextParams::default()
+                    .with_n_ctx(NonZeroU32::new(max_tokens))
+                    .with_n_batch(max_tokens)
+                    .with_n_ubatch(max_tokens)
+                    .with_embeddings(true)
+                    .with_pooling_type(pooling)
+                    .with_n_threads(threads)
+                    .with_n_threads_batch(threads);
+                let context = backend().and_then(|b| {
+                    llama.new_context(b, params).map_err(|e| {
+                        EngineError::Load(format!("{name}: cannot create a context: {e}"))
+                    })
+                });
+                match context {
+                    Ok(mut ctx) => {
+                        if ready_tx.send(Ok(())).is_ok() {
+                            serve(&llama, &mut ctx, max_tokens as usize, &inbox);
+                        }
+                    }
+                    Err(e) => {
+                        // The loader gave up waiting only if it is gone: nothing to tell.
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Load(format!("cannot start the encoder thread: {e}")))?;
+        let started = ready.recv().unwrap_or_else(|_| {
+            Err(EngineError::Load(format!(
+                "{}: the encoder thread stopped while loading",
+                model.display()
+            )))
+        });
+        if let Err(e) = started {
+            let _ = worker.join();
+            return Err(e);
+        }
+        Ok(Self {
+            requests: Mutex::new(Some(requests)),
+            worker: Mutex::new(Some(worker)),
+            dim,
+            max_tokens: max_tokens as usize,
+            path: model.to_path_buf(),
+        })
+    }
+
+    /// Embeds one text: a unit-length vector of [`SentenceEncoder::dim`] floats, pooled as the
+    /// GGUF says (mean when it says nothing) over its first [`SentenceEncoder::max_tokens`]
+    /// tokens. An empty text is embedded as its special tokens alone.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, EngineError> {
+        let (reply, answer) = sync_channel(1);
+        {
+            let guard = self
+                .requests
+                .lock()
+                .map_err(|_| EngineError::Inference("encoder lock poisoned".into()))?;
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| EngineError::Unavailable("the encoder is shut down".into()))?;
+            sender
+                .send((text.to_owned(), reply))
+                .map_err(|_| EngineError::Unavailable("the encoder thread has stopped".into()))?;
+        }
+        answer
+            .recv()
+            .map_err(|_| EngineError::Unavailable("the encoder thread has stopped".into()))?
+    }
+
+    /// Width of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Token limit (texts are truncated to it, special tokens included).
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// The GGUF file this encoder was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SentenceEncoder {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop; join so the model is freed here.
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.take();
+        }
+        if let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// The worker's loop: one text per decode until every sender is gone.
+fn serve(llama: &LlamaModel, ctx: &mut LlamaContext, max_tokens: usize, inbox: &Receiver<Request>) {
+    let mut batch = LlamaBatch::new(max_tokens, 1);
+    for (text, reply) in inbox {
+        let result = embed_one(llama, ctx, &mut batch, max_tokens, &text);
+        // A caller that gave up no longer wants the vector.
+        let _ = reply.send(result);
+    }
+}
+
+fn embed_one(
+    llama: &LlamaModel,
+    ctx: &mut LlamaContext,
+    batch: &mut LlamaBatch,
+    max_tokens: usize,
+    text: &str,
+) -> Result<Vec<f32>, EngineError> {
+    // Only a text's start can become its first `max_tokens` tokens: cut giant inputs before
+    // tokenising so the cost stays bounded (no vocabulary token is longer than this bound).
+    let tokens = tokenize_truncated(
+        llama,
+        prefix(text, max_tokens.saturating_mul(64)),
+        max_tokens,
+    );
+    if tokens.is_empty() {
+        return Err(EngineError::invalid(
+            "the text gives no tokens",
+            Some("input"),
+        ));
+    }
+    batch.clear();
+    for (pos, &token) in tokens.iter().enumerate() {
+        let pos = i32::try_from(pos).map_err(|_| EngineError::invalid("text too long", None))?;
+        batch
+            .add(token, pos, &[0], true)
+            .map_err(|e| EngineError::Inference(format!("batch: {e}")))?;
+    }
+    ctx.clear_kv_cache();
+    ctx.decode(batch)
+        .map_err(|e| EngineError::Inference(format!("decode failed: {e}")))?;
+    let vector = ctx
+        .embeddings_seq_ith(0)
+        .map_err(|e| EngineError::Inference(format!("no pooled embedding: {e}")))?;
+    Ok(normalized(vector))
+}
+
+/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a character boundary.
+fn prefix(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_cuts_on_char_boundaries() {
+        assert_eq!(prefix("abc", 10), "abc");
+        assert_eq!(prefix("abc", 2), "ab");
+        assert_eq!(prefix("aé", 2), "a");
+    }
+
+    #[test]
+    fn bad_options_are_refused_before_loading() {
+        let missing = Path::new("/nonexistent.gguf");
+        let err = SentenceEncoder::load(
+            missing,
+            &EncoderOptions {
+                threads: 0,
+                max_tokens: 32,
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("threads"), "{err}");
+        let err = SentenceEncoder::load(
+            missing,
+            &EncoderOptions {
+                threads: 1,
+                max_tokens: 1,
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("max_tokens"), "{err}");
+        let err = SentenceEncoder::load(
+            missing,
+            &EncoderOptions {
+                threads: 1,
+                max_tokens: 32,
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("/nonexistent.gguf"), "{err}");
+    }
+}
