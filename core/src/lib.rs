@@ -19,6 +19,7 @@ pub mod network;
 pub mod request;
 pub mod sniff;
 pub mod tensor;
+pub mod text;
 
 pub use copy::{CopyLedger, CopySummary};
 pub use engine::{

@@ -18,6 +18,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
+use switchyard_core::text::prefix;
 use switchyard_core::EngineError;
 
 use crate::backend;
@@ -216,28 +217,9 @@ fn embed_one(
     Ok(normalized(vector))
 }
 
-/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a character boundary.
-fn prefix(text: &str, max_bytes: usize) -> &str {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_cuts_on_char_boundaries() {
-        assert_eq!(prefix("abc", 10), "abc");
-        assert_eq!(prefix("abc", 2), "ab");
-        assert_eq!(prefix("aé", 2), "a");
-    }
 
     #[test]
     fn bad_options_are_refused_before_loading() {

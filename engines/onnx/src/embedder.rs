@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorRef, ValueType};
+use switchyard_core::text::prefix;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use crate::providers::{ExecutionProvider, Placement, ProviderReport};
@@ -394,18 +395,6 @@ impl MiniLmEmbedder {
     }
 }
 
-/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a char boundary.
-fn prefix(text: &str, max_bytes: usize) -> &str {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 /// Reads `tokenizer.json`, turns its fixed padding off (we pass the real length or pad a batch
 /// to its longest text) and truncates to `max_tokens`.
 fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, OnnxError> {
@@ -512,14 +501,6 @@ mod tests {
         let mut z = [0.0, 0.0];
         l2_normalise(&mut z);
         assert_eq!(z, [0.0, 0.0]);
-    }
-
-    #[test]
-    fn prefix_cuts_on_char_boundaries() {
-        assert_eq!(prefix("hello", 10), "hello");
-        assert_eq!(prefix("hello", 3), "hel");
-        assert_eq!(prefix("héllo", 2), "h"); // 'é' is 2 bytes
-        assert_eq!(prefix("", 0), "");
     }
 
     #[test]

@@ -17,17 +17,7 @@ pub fn estimate_tokens(text: &str) -> u32 {
     u32::try_from(by_bytes.max(words)).unwrap_or(u32::MAX)
 }
 
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-pub fn prefix(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+pub use switchyard_core::text::prefix;
 
 /// Whether the text holds code, with a 0..1 score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

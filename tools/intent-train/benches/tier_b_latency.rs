@@ -22,7 +22,9 @@ use switchyard_engine_llamacpp::encoder::{EncoderOptions, SentenceEncoder};
 use switchyard_engine_onnx::{init_runtime, EmbedderOptions, MiniLmEmbedder, MiniLmPaths};
 use switchyard_intent::tier_b::SentenceEmbedder;
 use switchyard_intent::TierB;
-use switchyard_intent_train::{default_models_dir, MiniLmSentenceEmbedder};
+use switchyard_intent_train::{
+    default_models_dir, minilm_gguf, GgufSentenceEmbedder, MiniLmSentenceEmbedder,
+};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -57,19 +59,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// The llama.cpp encoder through tier B's trait.
-struct GgufEmbedder(SentenceEncoder);
-
-impl SentenceEmbedder for GgufEmbedder {
-    fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
-        self.0.embed(text).map_err(|e| e.to_string())
-    }
-
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
 }
 
 /// Prints p50/p90/p99/max/mean of `tier_b.classify` over `iterations` runs per text.
@@ -164,9 +153,7 @@ fn main() {
     });
     // The same requests on llama.cpp with the Q8_0 GGUF `models fetch` derives (what the
     // gateway serves when it is there).
-    let gguf = default_models_dir()
-        .join(switchyard_engine_onnx::MINILM_ID)
-        .join("model.q8_0.gguf");
+    let gguf = minilm_gguf(&default_models_dir());
     if gguf.is_file() {
         let encoder = SentenceEncoder::load(
             &gguf,
@@ -181,7 +168,7 @@ fn main() {
             gguf.display(),
             encoder.max_tokens()
         );
-        let gguf_adapter = GgufEmbedder(encoder);
+        let gguf_adapter = GgufSentenceEmbedder(encoder);
         measure(&tier_b, &gguf_adapter, &texts, iterations, |t| {
             adapter.0.token_count(t).unwrap()
         });

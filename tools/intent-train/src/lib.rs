@@ -14,6 +14,7 @@ pub mod train;
 
 use std::path::{Path, PathBuf};
 
+use switchyard_engine_llamacpp::encoder::SentenceEncoder;
 use switchyard_engine_onnx::{MiniLmEmbedder, OnnxError};
 use switchyard_intent::tier_b::SentenceEmbedder;
 use switchyard_intent::IntentError;
@@ -88,6 +89,32 @@ impl SentenceEmbedder for MiniLmSentenceEmbedder {
     fn engine(&self) -> &str {
         "onnxruntime"
     }
+}
+
+/// MiniLM on llama.cpp (the Q8_0 GGUF that `switchyard models fetch` derives, which the
+/// gateway's tier B runs when the device profile puts `llama.cpp/cpu` first) seen through tier
+/// B's [`SentenceEmbedder`] trait.
+pub struct GgufSentenceEmbedder(pub SentenceEncoder);
+
+impl SentenceEmbedder for GgufSentenceEmbedder {
+    fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
+        self.0.embed(text).map_err(|e| e.to_string())
+    }
+
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+
+    fn engine(&self) -> &str {
+        "llama.cpp"
+    }
+}
+
+/// Where `switchyard models fetch` puts MiniLM's Q8_0 GGUF under `models_dir`.
+pub fn minilm_gguf(models_dir: &Path) -> PathBuf {
+    models_dir
+        .join(switchyard_engine_onnx::MINILM_ID)
+        .join("model.q8_0.gguf")
 }
 
 /// The models directory: `SWITCHYARD_MODELS_DIR`, else `<cache dir>/switchyard/models` (the

@@ -9,11 +9,12 @@ use switchyard_engine_llamacpp::encoder::{EncoderOptions, SentenceEncoder};
 use switchyard_engine_onnx::{
     init_runtime, EmbedderOptions, MiniLmEmbedder, MiniLmPaths, MINILM_ID,
 };
-use switchyard_intent::tier_b::{SentenceEmbedder, TierBArtifact, BUILTIN_ARTIFACT};
+use switchyard_intent::tier_b::{TierBArtifact, BUILTIN_ARTIFACT};
 use switchyard_intent::{Intent, TierB};
 use switchyard_intent_train::train::evaluate_head;
 use switchyard_intent_train::{
-    default_models_dir, embed_all, load_jsonl, workspace_dir, MiniLmSentenceEmbedder,
+    default_models_dir, embed_all, load_jsonl, minilm_gguf, workspace_dir, GgufSentenceEmbedder,
+    MiniLmSentenceEmbedder,
 };
 
 fn data(name: &str) -> PathBuf {
@@ -109,22 +110,8 @@ fn classify_through_the_sentence_embedder_trait() {
     }
 }
 
-/// The Q8_0 GGUF of MiniLM that `switchyard models fetch` derives, which the gateway's tier B
-/// runs on llama.cpp.
-struct GgufEmbedder(SentenceEncoder);
-
-impl SentenceEmbedder for GgufEmbedder {
-    fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
-        self.0.embed(text).map_err(|e| e.to_string())
-    }
-
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-}
-
-fn gguf_embedder(test: &str) -> Option<GgufEmbedder> {
-    let gguf = default_models_dir().join(MINILM_ID).join("model.q8_0.gguf");
+fn gguf_embedder(test: &str) -> Option<GgufSentenceEmbedder> {
+    let gguf = minilm_gguf(&default_models_dir());
     if !gguf.is_file() {
         eprintln!(
             "SKIPPED {test}: {} not found (run `switchyard models fetch`)",
@@ -136,7 +123,7 @@ fn gguf_embedder(test: &str) -> Option<GgufEmbedder> {
         threads: 2,
         max_tokens: TierB::builtin().unwrap().max_tokens(),
     };
-    Some(GgufEmbedder(
+    Some(GgufSentenceEmbedder(
         SentenceEncoder::load(&gguf, &options).unwrap(),
     ))
 }
