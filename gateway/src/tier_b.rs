@@ -71,6 +71,14 @@ impl TierBEmbedder {
         matches!(self.loaded.get(), Some(Ok(_)))
     }
 
+    /// Why the model could not load, once a load was tried and failed.
+    pub fn load_error(&self) -> Option<&str> {
+        match self.loaded.get() {
+            Some(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The ONNX model file tier B runs, when it runs on ONNX Runtime.
     pub fn onnx_model(&self) -> Option<&Path> {
         match &self.choice {

@@ -267,9 +267,14 @@ fn sighup_reloads_the_profile() {
     }
 }
 
-/// Starts a gateway whose policy sends every text to tier B (threshold 1.0: tier A is never
-/// sure enough), with the cpu-x86 profile's embedding engines replaced by `engines` when given.
-fn gateway_with_tier_b_always(dir: &Path, engines: Option<&str>) -> support::Gateway {
+/// Starts a gateway on `models_dir` whose policy sends every text to tier B (threshold 1.0:
+/// tier A is never sure enough), with the cpu-x86 profile's embedding engines replaced by
+/// `engines` when given.
+fn gateway_with_tier_b_always(
+    dir: &Path,
+    engines: Option<&str>,
+    models_dir: &Path,
+) -> support::Gateway {
     let mut device = std::fs::read_to_string(profiles_root().join("devices/cpu-x86.toml"))
         .unwrap()
         .replace("policy = \"default\"", "policy = \"policy.toml\"");
@@ -292,7 +297,7 @@ fn gateway_with_tier_b_always(dir: &Path, engines: Option<&str>) -> support::Gat
         "profile = {:?}\n",
         dir.join("box.toml").display().to_string()
     );
-    support::start(&config, &support::models_dir())
+    support::start(&config, models_dir)
 }
 
 /// Tier B classifies two texts; its reason names `engine`.
@@ -317,7 +322,7 @@ fn tier_b_runs_on_the_real_embedding_model_when_tier_a_is_unsure() {
     support::require_model("all-minilm-l6-v2");
     support::require_model("onnxruntime");
     let dir = tempfile::tempdir().unwrap();
-    let gw = gateway_with_tier_b_always(dir.path(), None);
+    let gw = gateway_with_tier_b_always(dir.path(), None, &support::models_dir());
     assert_tier_b_decides(&gw, "onnxruntime");
 }
 
@@ -332,14 +337,63 @@ fn tier_b_follows_the_profiles_embedding_engines() {
         dir.display()
     );
     let tmp = tempfile::tempdir().unwrap();
-    let gw = gateway_with_tier_b_always(tmp.path(), Some("[\"llama.cpp/cpu\", \"onnx/cpu\"]"));
+    let gw = gateway_with_tier_b_always(
+        tmp.path(),
+        Some("[\"llama.cpp/cpu\", \"onnx/cpu\"]"),
+        &support::models_dir(),
+    );
     assert_tier_b_decides(&gw, "llama.cpp");
     drop(gw);
 
     let tmp = tempfile::tempdir().unwrap();
-    let gw = gateway_with_tier_b_always(tmp.path(), Some("[\"tract/cpu\"]"));
+    let gw =
+        gateway_with_tier_b_always(tmp.path(), Some("[\"tract/cpu\"]"), &support::models_dir());
     let q = json!({"endpoint": "/v1/chat/completions", "body": {"model": "auto", "messages": [{"role": "user", "content": "Please summarize this."}]}});
     let d = support::request(gw.addr, "POST", "/v1/route", &q.to_string()).json();
     assert_eq!(d["classifier"]["tier"], "a", "{d}");
     assert!(d.to_string().contains("tier B not installed"), "{d}");
+}
+
+/// A GGUF that no longer matches its manifest (a flipped byte) is refused when tier B loads:
+/// tier A decides, the route trace says why, and `/health` names the file.
+#[test]
+fn a_corrupt_tier_b_gguf_is_refused_and_tier_a_decides() {
+    let source = support::require_model("all-minilm-l6-v2");
+    let models = tempfile::tempdir().unwrap();
+    let minilm = models.path().join("all-minilm-l6-v2");
+    std::fs::create_dir(&minilm).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "model.q8_0.gguf" {
+            let mut bytes = std::fs::read(entry.path()).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(minilm.join(&name), bytes).unwrap();
+        } else {
+            std::os::unix::fs::symlink(entry.path(), minilm.join(&name)).unwrap();
+        }
+    }
+    let smollm = support::require_model("smollm2-135m-instruct");
+    std::os::unix::fs::symlink(&smollm, models.path().join("smollm2-135m-instruct")).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway_with_tier_b_always(dir.path(), Some("[\"llama.cpp/cpu\"]"), models.path());
+    let q = json!({"endpoint": "/v1/chat/completions", "body": {"model": "auto", "messages": [{"role": "user", "content": "Please summarize this article in two lines."}]}});
+    let d = support::request(gw.addr, "POST", "/v1/route", &q.to_string()).json();
+    assert_eq!(d["classifier"]["tier"], "a", "{d}");
+    let reason = d["classifier"]["reason"].as_str().unwrap();
+    assert!(reason.contains("tier B failed"), "{reason}");
+    assert!(reason.contains("model.q8_0.gguf"), "{reason}");
+    let h = health(&gw);
+    let tier_b = &h["router"]["tier_b"];
+    assert_eq!(tier_b["engine"], "llama.cpp", "{h}");
+    assert_eq!(tier_b["loaded"], false, "{h}");
+    assert!(
+        tier_b["error"]
+            .as_str()
+            .unwrap()
+            .contains("model.q8_0.gguf"),
+        "{h}"
+    );
 }

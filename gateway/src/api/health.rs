@@ -53,6 +53,9 @@ struct TierBHealth {
     /// `onnxruntime` or `llama.cpp`.
     engine: String,
     loaded: bool,
+    /// Why it could not load (tier A then decides alone; the load is not retried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -160,6 +163,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
                 TierBHealth {
                     engine: t.engine().to_owned(),
                     loaded: t.is_loaded(),
+                    error: t.load_error().map(str::to_owned),
                 }
             }),
         },
