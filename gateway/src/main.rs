@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use switchyard_gateway::models::{self, catalog, fetch};
 use switchyard_gateway::routing::TelemetryFeed;
+use switchyard_gateway::services::embeddings::Embedder;
 use switchyard_gateway::{AppState, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -234,20 +235,26 @@ fn warmup(args: ServeArgs) -> anyhow::Result<()> {
             }
             let started = std::time::Instant::now();
             let report = if has("embedding") {
-                state
-                    .services
-                    .embedder(manifest)
-                    .await
-                    .map(|m| m.provider_report().clone())
+                state.services.embedder(manifest).await.map(|m| match m {
+                    Embedder::Onnx(session) => Some(session.provider_report().clone()),
+                    // The profile puts llama.cpp first: no execution provider to report.
+                    Embedder::Gguf(_) => None,
+                })
             } else {
                 state
                     .services
                     .tts(manifest)
                     .await
-                    .map(|m| m.provider_report().clone())
+                    .map(|m| Some(m.provider_report().clone()))
             };
             match report {
-                Ok(report) => {
+                Ok(None) => say(&format!(
+                    "{}: ready on {} in {:.1} s",
+                    manifest.id,
+                    switchyard_gateway::services::embeddings::LLAMA_CPP_ENGINE,
+                    started.elapsed().as_secs_f64()
+                )),
+                Ok(Some(report)) => {
                     say(&format!(
                         "{}: ready on onnx/{} in {:.1} s",
                         manifest.id,

@@ -5,7 +5,8 @@
 //! - **Engine**: the device profile's `embedding` engines, in order. `onnx/*` runs the int8
 //!   ONNX model on ONNX Runtime (~160 MB resident; `/v1/embeddings` shares the session);
 //!   `llama.cpp/cpu` runs the Q8_0 GGUF that `models fetch` derives (25 MB of mapped weights,
-//!   about 2× slower per text on a 2-core x86 box). The first one whose files are here wins.
+//!   about 2× slower per text on a 2-core x86 box; `/v1/embeddings` then runs on the same
+//!   encoder). The first one whose files are here wins.
 //! - **When it loads**: on the first request tier A is unsure about (or the first
 //!   `/v1/embeddings`, which shares it), like any model, unless `preload` names
 //!   `all-minilm-l6-v2`. The gateway therefore starts with no model resident. A failed load is
@@ -30,7 +31,8 @@ use crate::models::derive::ENCODER_GGUF_ROLE;
 enum Choice {
     /// The int8 ONNX model on ONNX Runtime (CPU).
     Onnx(MiniLmPaths),
-    /// The Q8_0 GGUF on llama.cpp, with the manifest that records its size and sha256.
+    /// The Q8_0 GGUF on llama.cpp, with the manifest that records its size and sha256 (and
+    /// whose `dir` is the model's folder).
     Gguf(Box<Manifest>, PathBuf),
 }
 
@@ -87,6 +89,25 @@ impl TierBEmbedder {
         }
     }
 
+    /// The model folder whose GGUF tier B runs on llama.cpp (`None` on ONNX Runtime): when the
+    /// profile puts llama.cpp first for embeddings, `/v1/embeddings` serves that model on this
+    /// same encoder.
+    pub fn gguf_model_dir(&self) -> Option<&Path> {
+        match &self.choice {
+            Choice::Gguf(manifest, _) => Some(&manifest.dir),
+            Choice::Onnx(_) => None,
+        }
+    }
+
+    /// Tier B's llama.cpp encoder (loaded now if it was not); an error on ONNX Runtime or when
+    /// it could not load.
+    pub fn gguf_encoder(&self) -> Result<&SentenceEncoder, String> {
+        match self.get()? {
+            Loaded::Gguf(encoder) => Ok(encoder),
+            Loaded::Onnx(_) => Err("tier B runs on ONNX Runtime".into()),
+        }
+    }
+
     /// Tier B's ONNX Runtime session (loaded now if it was not), for `/v1/embeddings` to
     /// share; `None` when tier B runs on llama.cpp or could not load.
     pub fn onnx_session(&self) -> Option<Arc<MiniLmEmbedder>> {
@@ -138,6 +159,8 @@ impl TierBEmbedder {
                 let options = EncoderOptions {
                     threads: i32::try_from(self.threads.max(1)).unwrap_or(1),
                     max_tokens: self.max_tokens,
+                    // `/v1/embeddings` embeds up to this many tokens on the same encoder.
+                    context: crate::services::embeddings::MAX_TOKENS,
                 };
                 let encoder = SentenceEncoder::load(gguf, &options).map_err(|e| e.to_string())?;
                 let dim = encoder.dim();

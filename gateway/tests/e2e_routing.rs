@@ -317,6 +317,41 @@ fn assert_tier_b_decides(gw: &support::Gateway, engine: &str) {
     }
 }
 
+/// `/v1/embeddings` for `texts`: the vectors and the engine named in the route header.
+fn embeddings(gw: &support::Gateway, texts: &[&str]) -> (Vec<Vec<f64>>, String) {
+    let body = json!({"model": "all-minilm-l6-v2", "input": texts}).to_string();
+    let r = support::request(gw.addr, "POST", "/v1/embeddings", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let engine = r
+        .header("x-switchyard-route")
+        .and_then(|h| h.split("engine=").nth(1))
+        .and_then(|e| e.split(';').next())
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let vectors = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    (vectors, engine)
+}
+
+const EMBEDDED: [&str; 3] = [
+    "Where is the train station?",
+    "The quarterly report shows rising costs.",
+    "Bitte fasse diesen Text zusammen.",
+];
+
 #[test]
 fn tier_b_runs_on_the_real_embedding_model_when_tier_a_is_unsure() {
     support::require_model("all-minilm-l6-v2");
@@ -324,6 +359,8 @@ fn tier_b_runs_on_the_real_embedding_model_when_tier_a_is_unsure() {
     let dir = tempfile::tempdir().unwrap();
     let gw = gateway_with_tier_b_always(dir.path(), None, &support::models_dir());
     assert_tier_b_decides(&gw, "onnxruntime");
+    let (_, engine) = embeddings(&gw, &EMBEDDED);
+    assert_eq!(engine, "onnx/cpu");
 }
 
 /// A profile that puts llama.cpp first for embeddings gets tier B on the Q8_0 GGUF that
@@ -343,6 +380,28 @@ fn tier_b_follows_the_profiles_embedding_engines() {
         &support::models_dir(),
     );
     assert_tier_b_decides(&gw, "llama.cpp");
+    // `/v1/embeddings` follows the same order, on tier B's encoder: the vectors agree with
+    // ONNX Runtime's.
+    let (on_llama, engine) = embeddings(&gw, &EMBEDDED);
+    assert_eq!(engine, "llama.cpp/cpu");
+    let h = health(&gw);
+    let minilm = h["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "all-minilm-l6-v2")
+        .unwrap();
+    assert_eq!(minilm["loaded"], true, "{minilm}");
+    assert_eq!(minilm["engine"], "llama.cpp/cpu", "{minilm}");
+    drop(gw);
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = gateway_with_tier_b_always(tmp.path(), None, &support::models_dir());
+    let (on_onnx, _) = embeddings(&gw, &EMBEDDED);
+    for (a, b) in on_llama.iter().zip(&on_onnx) {
+        assert_eq!(a.len(), 384);
+        let cosine: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        assert!(cosine > 0.99, "cosine {cosine}");
+    }
     drop(gw);
 
     let tmp = tempfile::tempdir().unwrap();

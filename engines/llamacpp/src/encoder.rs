@@ -10,7 +10,7 @@
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -18,6 +18,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
 use switchyard_core::text::prefix;
 use switchyard_core::EngineError;
 
@@ -29,20 +30,28 @@ use crate::embed::{load, normalized, pooling, tokenize_truncated};
 pub struct EncoderOptions {
     /// llama.cpp threads (at least 1).
     pub threads: i32,
-    /// Texts are truncated to this many tokens, special tokens included (at least 2); it also
-    /// sizes the compute buffer.
+    /// [`SentenceEncoder::embed`] truncates texts to this many tokens, special tokens included
+    /// (at least 2).
     pub max_tokens: usize,
+    /// Longest input any call may embed ([`SentenceEncoder::embed_up_to`]); it sizes the
+    /// compute buffer. Raised to `max_tokens` when smaller; capped by the model's training
+    /// context.
+    pub context: usize,
 }
 
-/// One text to embed, and where its vector goes.
-type Request = (String, SyncSender<Result<Vec<f32>, EngineError>>);
+/// One text's tokens, and where its vector goes.
+type Request = (Vec<LlamaToken>, SyncSender<Result<Vec<f32>, EngineError>>);
 
 /// A GGUF sentence encoder served on its own thread. See the module docs.
 pub struct SentenceEncoder {
     requests: Mutex<Option<Sender<Request>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// Shared with the worker: callers tokenise on their own thread (the vocabulary is
+    /// read-only), the worker decodes.
+    llama: Arc<LlamaModel>,
     dim: usize,
     max_tokens: usize,
+    context: usize,
     path: PathBuf,
 }
 
@@ -65,10 +74,16 @@ impl SentenceEncoder {
                     Some("max_tokens"),
                 )
             })?;
-        let llama = load(model, &LlamaModelParams::default())?;
+        let llama = Arc::new(load(model, &LlamaModelParams::default())?);
         let pooling = pooling(&llama, model)?;
         let dim = usize::try_from(llama.n_embd()).unwrap_or(0);
-        let max_tokens = max_tokens.min(llama.n_ctx_train().max(2));
+        let trained = llama.n_ctx_train().max(2);
+        let context = u32::try_from(options.context)
+            .unwrap_or(u32::MAX)
+            .max(max_tokens)
+            .min(trained);
+        let max_tokens = max_tokens.min(trained);
+        let worker_llama = Arc::clone(&llama);
         let (requests, inbox) = channel::<Request>();
         let (ready_tx, ready) = sync_channel::<Result<(), EngineError>>(1);
         let threads = options.threads;
@@ -76,23 +91,24 @@ impl SentenceEncoder {
         let worker = std::thread::Builder::new()
             .name("sentence-encoder".into())
             .spawn(move || {
+                let llama = worker_llama;
                 let params = LlamaContextParams::default()
-                    .with_n_ctx(NonZeroU32::new(max_tokens))
-                    .with_n_batch(max_tokens)
-                    .with_n_ubatch(max_tokens)
+                    .with_n_ctx(NonZeroU32::new(context))
+                    .with_n_batch(context)
+                    .with_n_ubatch(context)
                     .with_embeddings(true)
                     .with_pooling_type(pooling)
                     .with_n_threads(threads)
                     .with_n_threads_batch(threads);
-                let context = backend().and_then(|b| {
+                let created = backend().and_then(|b| {
                     llama.new_context(b, params).map_err(|e| {
                         EngineError::Load(format!("{name}: cannot create a context: {e}"))
                     })
                 });
-                match context {
+                match created {
                     Ok(mut ctx) => {
                         if ready_tx.send(Ok(())).is_ok() {
-                            serve(&llama, &mut ctx, max_tokens as usize, &inbox);
+                            serve(&mut ctx, context as usize, &inbox);
                         }
                     }
                     Err(e) => {
@@ -115,8 +131,10 @@ impl SentenceEncoder {
         Ok(Self {
             requests: Mutex::new(Some(requests)),
             worker: Mutex::new(Some(worker)),
+            llama,
             dim,
             max_tokens: max_tokens as usize,
+            context: context as usize,
             path: model.to_path_buf(),
         })
     }
@@ -125,6 +143,23 @@ impl SentenceEncoder {
     /// GGUF says (mean when it says nothing) over its first [`SentenceEncoder::max_tokens`]
     /// tokens. An empty text is embedded as its special tokens alone.
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, EngineError> {
+        self.embed_up_to(text, self.max_tokens).map(|(v, _)| v)
+    }
+
+    /// [`SentenceEncoder::embed`] over the first `limit` tokens (at most the context); also
+    /// returns how many tokens were embedded.
+    pub fn embed_up_to(&self, text: &str, limit: usize) -> Result<(Vec<f32>, usize), EngineError> {
+        let limit = limit.clamp(2, self.context);
+        // Only a text's start can become its first `limit` tokens: cut giant inputs before
+        // tokenising so the cost stays bounded (no vocabulary token is longer than this).
+        let tokens = tokenize_truncated(&self.llama, prefix(text, limit.saturating_mul(64)), limit);
+        if tokens.is_empty() {
+            return Err(EngineError::invalid(
+                "the text gives no tokens",
+                Some("input"),
+            ));
+        }
+        let count = tokens.len();
         let (reply, answer) = sync_channel(1);
         {
             let guard = self
@@ -135,12 +170,13 @@ impl SentenceEncoder {
                 .as_ref()
                 .ok_or_else(|| EngineError::Unavailable("the encoder is shut down".into()))?;
             sender
-                .send((text.to_owned(), reply))
+                .send((tokens, reply))
                 .map_err(|_| EngineError::Unavailable("the encoder thread has stopped".into()))?;
         }
-        answer
+        let vector = answer
             .recv()
-            .map_err(|_| EngineError::Unavailable("the encoder thread has stopped".into()))?
+            .map_err(|_| EngineError::Unavailable("the encoder thread has stopped".into()))??;
+        Ok((vector, count))
     }
 
     /// Width of the vectors.
@@ -148,9 +184,14 @@ impl SentenceEncoder {
         self.dim
     }
 
-    /// Token limit (texts are truncated to it, special tokens included).
+    /// Token limit of [`SentenceEncoder::embed`] (special tokens included).
     pub fn max_tokens(&self) -> usize {
         self.max_tokens
+    }
+
+    /// Longest input [`SentenceEncoder::embed_up_to`] embeds.
+    pub fn context(&self) -> usize {
+        self.context
     }
 
     /// The GGUF file this encoder was loaded from.
@@ -172,35 +213,20 @@ impl Drop for SentenceEncoder {
 }
 
 /// The worker's loop: one text per decode until every sender is gone.
-fn serve(llama: &LlamaModel, ctx: &mut LlamaContext, max_tokens: usize, inbox: &Receiver<Request>) {
-    let mut batch = LlamaBatch::new(max_tokens, 1);
-    for (text, reply) in inbox {
-        let result = embed_one(llama, ctx, &mut batch, max_tokens, &text);
+fn serve(ctx: &mut LlamaContext, context: usize, inbox: &Receiver<Request>) {
+    let mut batch = LlamaBatch::new(context, 1);
+    for (tokens, reply) in inbox {
+        let result = embed_tokens(ctx, &mut batch, &tokens);
         // A caller that gave up no longer wants the vector.
         let _ = reply.send(result);
     }
 }
 
-fn embed_one(
-    llama: &LlamaModel,
+fn embed_tokens(
     ctx: &mut LlamaContext,
     batch: &mut LlamaBatch,
-    max_tokens: usize,
-    text: &str,
+    tokens: &[LlamaToken],
 ) -> Result<Vec<f32>, EngineError> {
-    // Only a text's start can become its first `max_tokens` tokens: cut giant inputs before
-    // tokenising so the cost stays bounded (no vocabulary token is longer than this bound).
-    let tokens = tokenize_truncated(
-        llama,
-        prefix(text, max_tokens.saturating_mul(64)),
-        max_tokens,
-    );
-    if tokens.is_empty() {
-        return Err(EngineError::invalid(
-            "the text gives no tokens",
-            Some("input"),
-        ));
-    }
     batch.clear();
     for (pos, &token) in tokens.iter().enumerate() {
         let pos = i32::try_from(pos).map_err(|_| EngineError::invalid("text too long", None))?;
@@ -229,6 +255,7 @@ mod tests {
             &EncoderOptions {
                 threads: 0,
                 max_tokens: 32,
+                context: 32,
             },
         )
         .err()
@@ -239,6 +266,7 @@ mod tests {
             &EncoderOptions {
                 threads: 1,
                 max_tokens: 1,
+                context: 32,
             },
         )
         .err()
@@ -249,6 +277,7 @@ mod tests {
             &EncoderOptions {
                 threads: 1,
                 max_tokens: 32,
+                context: 32,
             },
         )
         .err()

@@ -135,7 +135,7 @@ pub(super) async fn embeddings(
                 ));
             }
         }
-        let engine = embedder.execution_provider().engine_label();
+        let engine = embedder.engine_label();
         let (vectors, tokens) = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             crate::services::embeddings::embed_all(&embedder, &inputs)

@@ -31,6 +31,15 @@ pub fn media_engine_on(
     let has = |task: &str| manifest.tasks.iter().any(|t| t == task);
     match manifest.format.as_str() {
         "onnx" if has("ocr") && device.is_some_and(ocr_on_onnx) => Some("onnx/cpu"),
+        "onnx"
+            if has("embedding")
+                && device.is_some_and(embedding_on_llama_cpp)
+                && manifest
+                    .artifact(crate::models::derive::ENCODER_GGUF_ROLE)
+                    .is_some() =>
+        {
+            Some(embeddings::LLAMA_CPP_ENGINE)
+        }
         "onnx" if has("ocr") || has("vad") => Some("tract/cpu"),
         "onnx" if has("tts") || has("embedding") => Some("onnx/cpu"),
         "ctranslate2" | "ggml" if has("stt") => Some("whisper.cpp/cpu"),
@@ -49,6 +58,20 @@ pub fn ocr_on_onnx(device: &DeviceProfile) -> bool {
                 .find(|family| matches!(*family, "onnx" | "tract"))
         })
         .is_some_and(|family| family == "onnx")
+}
+
+/// Whether `device` puts llama.cpp before ONNX Runtime for embeddings (then an embedding model
+/// with a derived GGUF runs on llama.cpp, as the router's tier B does).
+pub fn embedding_on_llama_cpp(device: &DeviceProfile) -> bool {
+    device
+        .preference(Task::Embedding)
+        .and_then(|p| {
+            p.engines
+                .iter()
+                .map(|e| e.split('/').next().unwrap_or(e.as_str()))
+                .find(|family| matches!(*family, "onnx" | "llama.cpp"))
+        })
+        .is_some_and(|family| family == "llama.cpp")
 }
 
 /// Models of one kind, loaded once per id.
@@ -215,6 +238,25 @@ impl Services {
         }
         for (id, model) in self.embedders.loaded_models() {
             loaded.push(LoadedService::onnx(id, model.provider_report()));
+        }
+        // The embedding model the router's tier B holds on llama.cpp (it serves
+        // `/v1/embeddings` too when the profile puts llama.cpp first).
+        if let Some(dir) = self
+            .tier_b_embedder
+            .as_ref()
+            .filter(|t| t.is_loaded())
+            .and_then(|t| t.gguf_model_dir())
+        {
+            if let Some(id) = dir.file_name().and_then(|n| n.to_str()) {
+                if !loaded.iter().any(|l| l.id == id) {
+                    loaded.push(LoadedService {
+                        id: id.to_owned(),
+                        engine: embeddings::LLAMA_CPP_ENGINE,
+                        provider: None,
+                        fallback: None,
+                    });
+                }
+            }
         }
         for (id, model) in self.tts.loaded_models() {
             loaded.push(LoadedService::onnx(id, model.provider_report()));

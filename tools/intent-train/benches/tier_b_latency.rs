@@ -160,6 +160,7 @@ fn main() {
             &EncoderOptions {
                 threads: threads as i32,
                 max_tokens: options.max_tokens,
+                context: options.max_tokens,
             },
         )
         .unwrap();

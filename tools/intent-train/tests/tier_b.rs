@@ -119,9 +119,11 @@ fn gguf_embedder(test: &str) -> Option<GgufSentenceEmbedder> {
         );
         return None;
     }
+    let max_tokens = TierB::builtin().unwrap().max_tokens();
     let options = EncoderOptions {
         threads: 2,
-        max_tokens: TierB::builtin().unwrap().max_tokens(),
+        max_tokens,
+        context: max_tokens,
     };
     Some(GgufSentenceEmbedder(
         SentenceEncoder::load(&gguf, &options).unwrap(),
