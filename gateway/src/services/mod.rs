@@ -49,29 +49,23 @@ pub fn media_engine_on(
 
 /// Whether `device` puts an ONNX Runtime engine before tract for OCR.
 pub fn ocr_on_onnx(device: &DeviceProfile) -> bool {
-    device
-        .preference(Task::Ocr)
-        .and_then(|p| {
-            p.engines
-                .iter()
-                .map(|e| e.split('/').next().unwrap_or(e.as_str()))
-                .find(|family| matches!(*family, "onnx" | "tract"))
-        })
-        .is_some_and(|family| family == "onnx")
+    first_family(device, Task::Ocr, &["onnx", "tract"]) == Some("onnx")
 }
 
 /// Whether `device` puts llama.cpp before ONNX Runtime for embeddings (then an embedding model
 /// with a derived GGUF runs on llama.cpp, as the router's tier B does).
 pub fn embedding_on_llama_cpp(device: &DeviceProfile) -> bool {
-    device
-        .preference(Task::Embedding)
-        .and_then(|p| {
-            p.engines
-                .iter()
-                .map(|e| e.split('/').next().unwrap_or(e.as_str()))
-                .find(|family| matches!(*family, "onnx" | "llama.cpp"))
-        })
-        .is_some_and(|family| family == "llama.cpp")
+    first_family(device, Task::Embedding, &["onnx", "llama.cpp"]) == Some("llama.cpp")
+}
+
+/// The first of `families` among `device`'s engines for `task` (engines read `family/backend`).
+fn first_family<'a>(device: &'a DeviceProfile, task: Task, families: &[&str]) -> Option<&'a str> {
+    device.preference(task).and_then(|p| {
+        p.engines
+            .iter()
+            .map(|e| e.split('/').next().unwrap_or(e.as_str()))
+            .find(|family| families.contains(family))
+    })
 }
 
 /// Models of one kind, loaded once per id.
