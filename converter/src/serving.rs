@@ -44,6 +44,9 @@ pub fn choose(
         ("whisper.cpp", _) if manifest.artifact(WHISPER_ROLE).is_some() => {
             vec![WHISPER_ROLE.to_owned()]
         }
+        ("llama.cpp", "onnx") if manifest.artifact(DERIVED_GGUF_ROLE).is_some() => {
+            vec![DERIVED_GGUF_ROLE.to_owned()]
+        }
         _ => return Vec::new(),
     };
     let preference = task_of(manifest).and_then(|task| device.preference(task));
@@ -66,6 +69,10 @@ pub fn choose(
 
 /// The whisper.cpp (GGML) file of a speech model; its variants are `whisper.cpp.<type>`.
 const WHISPER_ROLE: &str = "whisper.cpp";
+
+/// The GGUF that `switchyard models fetch` derives for an ONNX embedding model from its f32
+/// source weights, which llama.cpp runs when the profile puts it first.
+pub const DERIVED_GGUF_ROLE: &str = "llama.cpp";
 
 /// One candidate file for a role.
 struct Candidate<'a> {
@@ -110,6 +117,9 @@ fn choose_role(
         // Nothing to choose: no need to read the source to learn its precision.
         let precision = source.precision.clone().unwrap_or_else(source_precision);
         let reason = match precisions.first() {
+            _ if role == DERIVED_GGUF_ROLE => {
+                format!("GGUF derived by `switchyard models fetch` ({precision})")
+            }
             Some(first) if *first != precision => format!(
                 "source file ({precision}); profile {profile} prefers {first}: `switchyard-convert plan --profile {profile} --model {}` says how to make it",
                 manifest.id

@@ -384,6 +384,15 @@ fn tier_b_follows_the_profiles_embedding_engines() {
     // ONNX Runtime's.
     let (on_llama, engine) = embeddings(&gw, &EMBEDDED);
     assert_eq!(engine, "llama.cpp/cpu");
+    let d = support::request(gw.addr, "GET", "/health", "").json();
+    let served = d["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "all-minilm-l6-v2")
+        .map(|m| m["artifacts"].to_string())
+        .unwrap();
+    assert!(served.contains("model.q8_0.gguf"), "{served}");
     let h = health(&gw);
     let minilm = h["models"]
         .as_array()

@@ -19,7 +19,7 @@ pub const WHISPER_GGML_FILE: &str = "ggml-model.bin";
 pub const ENCODER_GGUF_FILE: &str = "model.q8_0.gguf";
 
 /// Manifest role of that GGUF.
-pub const ENCODER_GGUF_ROLE: &str = "llama.cpp";
+pub const ENCODER_GGUF_ROLE: &str = switchyard_converter::serving::DERIVED_GGUF_ROLE;
 
 /// Adds what `dir/<id>` lacks; returns the roles it derived (empty when nothing was missing).
 pub fn ensure_derived(model_dir: &Path) -> anyhow::Result<Vec<String>> {
