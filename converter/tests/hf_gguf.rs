@@ -1038,6 +1038,17 @@ fn sharded_weights_convert_to_the_same_gguf() {
     );
 }
 
+/// The JSON report of a `switchyard-convert … --json` run that must succeed (its stderr shown
+/// when it does not).
+fn json_report(out: &std::process::Output) -> Json {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn cli_converts_quantises_and_reports_json() {
     let work = tempfile::tempdir().unwrap();
@@ -1060,12 +1071,7 @@ fn cli_converts_quantises_and_reports_json() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_report(&out);
     assert_eq!(report["quantized"], "q8_0");
     assert_eq!(report["architecture"], "llama");
     assert_eq!(report["tokenizer"]["pre"], "llama-bpe");
@@ -1435,12 +1441,7 @@ fn cli_converts_a_hugging_face_folder_to_mlx() {
         .args(["--mixed", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_report(&out);
     assert_eq!(report["architecture"], "qwen3");
     assert!(report["quantized"].as_u64().unwrap() > 0, "{report}");
     assert!(

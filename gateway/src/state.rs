@@ -271,7 +271,13 @@ impl AppState {
         let manifest = &entry.manifest;
         let has = |task: &str| manifest.tasks.iter().any(|t| t == task);
         if has("embedding") {
-            if let Some(tier_b) = &self.services.tier_b_embedder {
+            // Tier B always runs all-MiniLM-L6-v2; another embedding model leaves it alone.
+            let tier_b = self
+                .services
+                .tier_b_embedder
+                .as_ref()
+                .filter(|_| id == switchyard_engines::onnx::MINILM_ID);
+            if let Some(tier_b) = tier_b {
                 let tier_b = Arc::clone(tier_b);
                 tokio::task::spawn_blocking(move || tier_b.load_now())
                     .await

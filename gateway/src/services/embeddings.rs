@@ -54,13 +54,16 @@ impl Services {
     /// The embedder for `manifest`, loaded on first use.
     pub async fn embedder(&self, manifest: &Manifest) -> Result<Embedder, EngineError> {
         if let Some(tier_b) = self.gguf_tier_b_for(manifest) {
-            tokio::task::spawn_blocking({
-                let tier_b = Arc::clone(&tier_b);
-                move || tier_b.load_now()
-            })
-            .await
-            .map_err(|e| EngineError::Load(e.to_string()))?
-            .map_err(EngineError::Load)?;
+            // Loading blocks; once loaded, every later request skips the blocking pool.
+            if !tier_b.is_loaded() {
+                tokio::task::spawn_blocking({
+                    let tier_b = Arc::clone(&tier_b);
+                    move || tier_b.load_now()
+                })
+                .await
+                .map_err(|e| EngineError::Load(e.to_string()))?
+                .map_err(EngineError::Load)?;
+            }
             return Ok(Embedder::Gguf(tier_b));
         }
         self.onnx_runtime()?;
