@@ -7,6 +7,9 @@ cd "$ROOT"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# ggml (llama.cpp, whisper.cpp) built for this CPU's AVX-512 / AMX; SWITCHYARD_PORTABLE_BUILD=1 opts out.
+source "$ROOT/scripts/native-cpu.sh"
+
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -33,8 +36,29 @@ ensure_system_packages() {
     fi
 }
 
+# llama-cpp-sys-2 rebuilds ggml only when a GGML_* variable it saw last time changes, and
+# whisper-rs-sys never does: so when the set of options differs from the last build's (a new
+# CPU, SWITCHYARD_PORTABLE_BUILD), their builds are cleaned here and made again.
+ensure_ggml_matches_options() {
+    local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+    local stamp="$target/release/.ggml-options" want have=""
+    want="$(env | grep '^GGML_' | sort || true)"
+    [ -f "$stamp" ] && have="$(cat "$stamp")"
+    if [ "$want" != "$have" ]; then
+        if [ -d "$target/release/build" ]; then
+            log "ggml options changed since the last build: rebuilding llama.cpp and whisper.cpp"
+            cargo clean --release --locked -p llama-cpp-sys-2 -p whisper-rs-sys
+        fi
+        mkdir -p "$target/release"
+        printf '%s' "$want" >"$stamp"
+    fi
+}
+
 build_release() {
-    log "building switchyard (release)"
+    local ggml_flags
+    ggml_flags="$(env | grep '^GGML_' | cut -d= -f1 | sort | tr '\n' ' ' || true)"
+    ensure_ggml_matches_options
+    log "building switchyard (release; ggml options: ${ggml_flags:-none, AVX2 baseline})"
     cargo build --release --locked -p switchyard-gateway -p switchyard-whisper-worker
 }
 

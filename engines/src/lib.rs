@@ -64,6 +64,15 @@ pub fn device_of(engine: &str) -> &'static str {
     }
 }
 
+/// The CPU instruction sets this build's llama.cpp kernels use (`AVX2`, `AVX512`, `AMX_INT8`,
+/// ...): set at build time by scripts/native-cpu.sh. Empty without the llama.cpp family.
+pub fn llama_cpp_cpu_features() -> Vec<String> {
+    #[cfg(feature = "llamacpp")]
+    return switchyard_engine_llamacpp::cpu::cpu_features().to_vec();
+    #[cfg(not(feature = "llamacpp"))]
+    Vec::new()
+}
+
 /// The first available engine that reads this model's format.
 pub fn engine_for(manifest: &Manifest) -> Result<Arc<dyn Engine>, String> {
     let candidates: Vec<_> = registry()

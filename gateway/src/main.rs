@@ -194,7 +194,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, models = ?state.model_ids(), dir = %models_dir.display(), "serving");
+        tracing::info!(
+            %addr,
+            models = ?state.model_ids(),
+            dir = %models_dir.display(),
+            llama_cpp_cpu = %switchyard_engines::llama_cpp_cpu_features().join(","),
+            "serving"
+        );
         say(&format!("switchyard listening on http://{addr}"));
         switchyard_gateway::server::serve(
             listener,

@@ -134,6 +134,26 @@ fn chat_completions_and_models_over_raw_http() {
         .unwrap();
     assert_eq!(smol["loaded"], true);
     assert!(smol["memory_bytes"].as_u64().unwrap() > 90_000_000);
+    // The instruction sets ggml was built for: AVX2 at least, and what scripts/native-cpu.sh
+    // asked for (the test runs under the same environment as the build).
+    let llama = health["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "llama.cpp")
+        .unwrap();
+    let features: Vec<&str> = llama["cpu_features"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
+        .unwrap_or_default();
+    if cfg!(target_arch = "x86_64") {
+        assert!(features.contains(&"AVX2"), "{llama}");
+    }
+    for (option, feature) in [("GGML_AVX512", "AVX512"), ("GGML_AMX_INT8", "AMX_INT8")] {
+        if std::env::var(option).as_deref() == Ok("ON") {
+            assert!(features.contains(&feature), "{option}=ON but {llama}");
+        }
+    }
     let metrics = support::request(gw.addr, "GET", "/metrics", "").body;
     assert!(
         metrics.contains(

@@ -6,6 +6,7 @@
 //!   (continuous batching, [`worker`]); requests wait in a bounded queue for a free slot.
 //! - Threads, slots, context and batch sizes come from [`EngineConfig`], never guessed.
 
+pub mod cpu;
 pub mod embed;
 pub mod encoder;
 pub mod inspect;
@@ -121,57 +122,71 @@ impl LlamaCppModel {
                 config.threads, config.slots, config.batch_size
             )));
         }
-        let model = LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default())
-            .map_err(|e| EngineError::Load(format!("{}: {e}", path.display())))?;
-        let model = Arc::new(model);
-        let context_per_slot = config.context_per_slot.min(model.n_ctx_train().max(16));
-        let template = load_template(&model, &manifest.id);
-        let memory_bytes = model.size() + memory::kv_for_model(&model, context_per_slot, config);
-
         let shared = Arc::new(Shared::default());
         // Room for a full queue plus a request per slot that arrives between two decode steps.
         let (jobs, queue) = sync_channel::<Job>(config.queue_size + config.slots as usize);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let worker_model = Arc::clone(&model);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Arc<LlamaModel>, String>>();
         let worker_shared = Arc::clone(&shared);
-        let settings = LoopSettings {
-            slots: config.slots as usize,
-            batch_size: config.batch_size as usize,
-            context_per_slot,
-        };
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(context_per_slot * config.slots))
-            .with_n_batch(config.batch_size)
-            .with_n_ubatch(config.batch_size)
-            .with_n_seq_max(config.slots)
-            // One KV stream per slot: every sequence's cells start at 0 whatever else runs, so
-            // attention sums in the same order and identical greedy prompts in flight together
-            // give identical text (a shared cell pool interleaves sequences and changes the
-            // floating-point summation order). Measured: same throughput as a unified cache.
-            .with_kv_unified(false)
-            .with_n_threads(i32::try_from(config.threads).unwrap_or(1))
-            .with_n_threads_batch(i32::try_from(config.threads).unwrap_or(1));
+        let (slots, batch_size, threads) = (config.slots, config.batch_size, config.threads);
+        let ctx_per_slot_wanted = config.context_per_slot;
         let span = tracing::info_span!("llama_worker", model = %manifest.id);
+        // The weights are loaded on the worker thread that decodes with them. Loading can run
+        // OpenMP (llama.cpp repacks weights for AMX in parallel), and an OpenMP thread team
+        // left on another thread makes libgomp count more threads than cores: it then parks
+        // the decode threads on a futex at every barrier instead of spinning, which halved
+        // single-stream speed on the 2-core AMX box (measured, docs/BENCHMARKS.md).
         std::thread::Builder::new()
             .name(format!("llama-{}", manifest.id))
             .spawn(move || {
                 let _entered = span.enter();
-                match worker_model.new_context(backend, params) {
+                let model = match LlamaModel::load_from_file(
+                    backend,
+                    &path,
+                    &LlamaModelParams::default(),
+                ) {
+                    Ok(model) => Arc::new(model),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("{}: {e}", path.display())));
+                        return;
+                    }
+                };
+                let settings = LoopSettings {
+                    slots: slots as usize,
+                    batch_size: batch_size as usize,
+                    context_per_slot: ctx_per_slot_wanted.min(model.n_ctx_train().max(16)),
+                };
+                let params = LlamaContextParams::default()
+                    .with_n_ctx(NonZeroU32::new(settings.context_per_slot * slots))
+                    .with_n_batch(batch_size)
+                    .with_n_ubatch(batch_size)
+                    .with_n_seq_max(slots)
+                    // One KV stream per slot: every sequence's cells start at 0 whatever else
+                    // runs, so attention sums in the same order and identical greedy prompts in
+                    // flight together give identical text (a shared cell pool interleaves
+                    // sequences and changes the floating-point summation order). Measured: same
+                    // throughput as a unified cache.
+                    .with_kv_unified(false)
+                    .with_n_threads(i32::try_from(threads).unwrap_or(1))
+                    .with_n_threads_batch(i32::try_from(threads).unwrap_or(1));
+                match model.new_context(backend, params) {
                     Ok(ctx) => {
-                        let _ = ready_tx.send(Ok(()));
-                        worker::run(&worker_model, ctx, settings, queue, worker_shared);
+                        let _ = ready_tx.send(Ok(Arc::clone(&model)));
+                        worker::run(&model, ctx, settings, queue, worker_shared);
                     }
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
+                        let _ = ready_tx.send(Err(format!("cannot create context: {e}")));
                     }
-                }
+                };
             })
             .map_err(|e| EngineError::Load(format!("cannot start worker thread: {e}")))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(EngineError::Load(format!("cannot create context: {e}"))),
+        let model = match ready_rx.recv() {
+            Ok(Ok(model)) => model,
+            Ok(Err(e)) => return Err(EngineError::Load(e)),
             Err(_) => return Err(EngineError::Load("worker thread died during start".into())),
-        }
+        };
+        let context_per_slot = config.context_per_slot.min(model.n_ctx_train().max(16));
+        let template = load_template(&model, &manifest.id);
+        let memory_bytes = model.size() + memory::kv_for_model(&model, context_per_slot, config);
         info!(
             model = %manifest.id,
             slots = config.slots,

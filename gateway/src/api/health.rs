@@ -34,6 +34,10 @@ struct EngineHealth {
     name: &'static str,
     available: bool,
     reason: Option<String>,
+    /// CPU instruction sets the engine's kernels were built for (llama.cpp: `AVX2`, `AVX512`,
+    /// `AMX_INT8`, ...), so an operator can tell a portable build from a native one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cpu_features: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +142,11 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
             name: a.name,
             available: a.status.is_ok(),
             reason: a.status.err(),
+            cpu_features: if a.name == "llama.cpp" {
+                switchyard_engines::llama_cpp_cpu_features()
+            } else {
+                Vec::new()
+            },
         })
         .collect();
     let code = if ready {
