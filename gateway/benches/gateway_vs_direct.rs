@@ -1,6 +1,9 @@
 //! Benchmark: the gateway against a direct llama-cpp-2 loop, same model, prompt and threads.
 //!
-//! Run: `cargo bench -p switchyard-gateway --bench gateway_vs_direct` (models fetched first).
+//! Run: `source scripts/native-cpu.sh && cargo bench -p switchyard-gateway --bench
+//! gateway_vs_direct` (models fetched first; the script builds ggml as the README commands do).
+//! Each round runs the direct single stream, then the gateway at 1, 4 and 8 streams, so drifts
+//! in the host's speed weigh on both sides; every round's figures go to stderr.
 //! Environment: `BENCH_TOKENS` (default 128), `BENCH_THREADS` (default 2), `BENCH_ROUNDS`
 //! (default 3), `BENCH_MODEL` (a model id in the models dir; default the SmolLM2 sample),
 //! `BENCH_DIRECT_ONLY` (set: only the direct llama-cpp-2 rows, no gateway). Prints a Markdown table for docs/BENCHMARKS.md.
@@ -8,6 +11,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::print_stdout,
+    clippy::print_stderr,
     missing_docs
 )]
 
@@ -225,13 +229,17 @@ fn main() {
     let manifest = switchyard_core::Manifest::load(&model_dir).unwrap();
     let model_path = manifest.primary_path().unwrap();
 
-    // 1. Direct loop baseline (best of rounds).
+    // 1. Direct loop baseline. With the gateway, its rounds alternate with the gateway's (below)
+    // so that the host's speed, which drifts on a shared box, weighs on both alike.
+    let direct_only = std::env::var_os("BENCH_DIRECT_ONLY").is_some();
     let mut direct_tps = Vec::new();
     let mut direct_tokens = 0;
-    for _ in 0..rounds {
-        let (n, tps) = direct(&model_path, threads as i32, max_tokens);
-        direct_tokens = n;
-        direct_tps.push(tps);
+    if direct_only {
+        for _ in 0..rounds {
+            let (n, tps) = direct(&model_path, threads as i32, max_tokens);
+            direct_tokens = n;
+            direct_tps.push(tps);
+        }
     }
 
     let pp512 = direct_pp512(&model_path, threads as i32, false);
@@ -244,7 +252,7 @@ fn main() {
         ));
     }
 
-    if std::env::var_os("BENCH_DIRECT_ONLY").is_some() {
+    if direct_only {
         let d = {
             let mut v = direct_tps.clone();
             v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -281,12 +289,16 @@ fn main() {
     // Warm-up: loads the model.
     one_stream(gw.addr, &model_id, 8);
 
+    // Each round: one direct single stream, then the gateway at 1, 4 and 8 streams.
+    let levels = [1usize, 4, 8];
     let mut single_tps = Vec::new();
-    let mut rows = Vec::new();
-    for &concurrency in &[1usize, 4, 8] {
-        let mut ttfts = Vec::new();
-        let mut aggregate = Vec::new();
-        for _ in 0..rounds {
+    let mut ttfts: Vec<Vec<Duration>> = vec![Vec::new(); levels.len()];
+    let mut aggregate: Vec<Vec<f64>> = vec![Vec::new(); levels.len()];
+    for _ in 0..rounds {
+        let (n, tps) = direct(&model_path, threads as i32, max_tokens);
+        direct_tokens = n;
+        direct_tps.push(tps);
+        for (level, &concurrency) in levels.iter().enumerate() {
             let started = Instant::now();
             let handles: Vec<_> = (0..concurrency)
                 .map(|_| {
@@ -299,23 +311,33 @@ fn main() {
                 handles.into_iter().map(|h| h.join().unwrap()).collect();
             let end = results.iter().map(|r| r.1).max().unwrap();
             let total: usize = results.iter().map(|r| r.0.tokens).sum();
-            aggregate.push(total as f64 / (end - started).as_secs_f64());
+            aggregate[level].push(total as f64 / (end - started).as_secs_f64());
             for (r, _) in &results {
-                ttfts.push(r.ttft);
+                ttfts[level].push(r.ttft);
                 if concurrency == 1 {
                     single_tps.push(r.decode_tps);
                 }
             }
         }
-        ttfts.sort();
-        let agg = aggregate.iter().sum::<f64>() / aggregate.len() as f64;
-        rows.push((
-            concurrency,
-            agg,
-            percentile(&ttfts, 0.5),
-            percentile(&ttfts, 0.99),
-        ));
+        eprintln!(
+            "round: direct single {:.1} tok/s; gateway single {:.1} tok/s, aggregate 1/4/8 streams {:.1} / {:.1} / {:.1}",
+            tps,
+            single_tps.last().copied().unwrap_or(0.0),
+            aggregate[0].last().copied().unwrap_or(0.0),
+            aggregate[1].last().copied().unwrap_or(0.0),
+            aggregate[2].last().copied().unwrap_or(0.0),
+        );
     }
+    let rows: Vec<_> = levels
+        .iter()
+        .enumerate()
+        .map(|(level, &concurrency)| {
+            let t = &mut ttfts[level];
+            t.sort();
+            let agg = aggregate[level].iter().sum::<f64>() / aggregate[level].len() as f64;
+            (concurrency, agg, percentile(t, 0.5), percentile(t, 0.99))
+        })
+        .collect();
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
