@@ -39,6 +39,15 @@ pub struct EncoderOptions {
     pub context: usize,
 }
 
+/// What the encoder thread hands back once the model and its context are ready.
+struct Loaded {
+    llama: Arc<LlamaModel>,
+    /// Context (and batch) size in tokens.
+    context: u32,
+    /// Token limit for [`SentenceEncoder::embed`], capped by the training context.
+    max_tokens: u32,
+}
+
 /// One text's tokens, and where its vector goes.
 type Request = (Vec<LlamaToken>, SyncSender<Result<Vec<f32>, EngineError>>);
 
@@ -74,24 +83,33 @@ impl SentenceEncoder {
                     Some("max_tokens"),
                 )
             })?;
-        let llama = Arc::new(load(model, &LlamaModelParams::default())?);
-        let pooling = pooling(&llama, model)?;
-        let dim = usize::try_from(llama.n_embd()).unwrap_or(0);
-        let trained = llama.n_ctx_train().max(2);
-        let context = u32::try_from(options.context)
-            .unwrap_or(u32::MAX)
-            .max(max_tokens)
-            .min(trained);
-        let max_tokens = max_tokens.min(trained);
-        let worker_llama = Arc::clone(&llama);
         let (requests, inbox) = channel::<Request>();
-        let (ready_tx, ready) = sync_channel::<Result<(), EngineError>>(1);
+        let (ready_tx, ready) = sync_channel::<Result<Loaded, EngineError>>(1);
         let threads = options.threads;
-        let name = model.display().to_string();
+        let wanted_context = options.context;
+        let path = model.to_path_buf();
+        // The weights load on the thread that decodes with them: llama.cpp can repack them with
+        // OpenMP at load (AMX), and a second OpenMP team on the caller's thread would make
+        // libgomp park the decode threads at every barrier (see the LLM worker).
         let worker = std::thread::Builder::new()
             .name("sentence-encoder".into())
             .spawn(move || {
-                let llama = worker_llama;
+                let loaded = load(&path, &LlamaModelParams::default()).and_then(|llama| {
+                    let pooling = pooling(&llama, &path)?;
+                    let trained = llama.n_ctx_train().max(2);
+                    let context = u32::try_from(wanted_context)
+                        .unwrap_or(u32::MAX)
+                        .max(max_tokens)
+                        .min(trained);
+                    Ok((Arc::new(llama), pooling, context, max_tokens.min(trained)))
+                });
+                let (llama, pooling, context, max_tokens) = match loaded {
+                    Ok(loaded) => loaded,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
                 let params = LlamaContextParams::default()
                     .with_n_ctx(NonZeroU32::new(context))
                     .with_n_batch(context)
@@ -102,12 +120,20 @@ impl SentenceEncoder {
                     .with_n_threads_batch(threads);
                 let created = backend().and_then(|b| {
                     llama.new_context(b, params).map_err(|e| {
-                        EngineError::Load(format!("{name}: cannot create a context: {e}"))
+                        EngineError::Load(format!(
+                            "{}: cannot create a context: {e}",
+                            path.display()
+                        ))
                     })
                 });
                 match created {
                     Ok(mut ctx) => {
-                        if ready_tx.send(Ok(())).is_ok() {
+                        let loaded = Loaded {
+                            llama: Arc::clone(&llama),
+                            context,
+                            max_tokens,
+                        };
+                        if ready_tx.send(Ok(loaded)).is_ok() {
                             serve(&mut ctx, context as usize, &inbox);
                         }
                     }
@@ -115,7 +141,7 @@ impl SentenceEncoder {
                         // The loader gave up waiting only if it is gone: nothing to tell.
                         let _ = ready_tx.send(Err(e));
                     }
-                }
+                };
             })
             .map_err(|e| EngineError::Load(format!("cannot start the encoder thread: {e}")))?;
         let started = ready.recv().unwrap_or_else(|_| {
@@ -124,10 +150,18 @@ impl SentenceEncoder {
                 model.display()
             )))
         });
-        if let Err(e) = started {
-            let _ = worker.join();
-            return Err(e);
-        }
+        let Loaded {
+            llama,
+            context,
+            max_tokens,
+        } = match started {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let _ = worker.join();
+                return Err(e);
+            }
+        };
+        let dim = usize::try_from(llama.n_embd()).unwrap_or(0);
         Ok(Self {
             requests: Mutex::new(Some(requests)),
             worker: Mutex::new(Some(worker)),
