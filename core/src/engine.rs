@@ -84,6 +84,11 @@ pub trait Engine: Send + Sync {
     fn check(&self) -> Result<(), String>;
     /// Whether this engine reads the model's primary artifact format.
     fn supports(&self, manifest: &Manifest) -> bool;
+    /// CPU instruction sets the engine's kernels were built for (llama.cpp: `AVX2`, `AVX512`,
+    /// `AMX_INT8`, ...), shown in `/health`; empty when the engine does not say.
+    fn cpu_features(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Bytes the model would occupy once loaded with `config` (weights + KV cache + buffers).
     fn memory_estimate(
         &self,

@@ -27,6 +27,9 @@ pub struct Availability {
     pub name: &'static str,
     /// `Ok` when it can run; `Err` says why not.
     pub status: Result<(), String>,
+    /// CPU instruction sets its kernels were built for ([`Engine::cpu_features`]; llama.cpp's
+    /// come from scripts/native-cpu.sh at build time). Empty when the family does not say.
+    pub cpu_features: Vec<String>,
 }
 
 /// What a model file turned out to be, for `switchyard models add`.
@@ -64,15 +67,6 @@ pub fn device_of(engine: &str) -> &'static str {
     }
 }
 
-/// The CPU instruction sets this build's llama.cpp kernels use (`AVX2`, `AVX512`, `AMX_INT8`,
-/// ...): set at build time by scripts/native-cpu.sh. Empty without the llama.cpp family.
-pub fn llama_cpp_cpu_features() -> Vec<String> {
-    #[cfg(feature = "llamacpp")]
-    return switchyard_engine_llamacpp::cpu::cpu_features().to_vec();
-    #[cfg(not(feature = "llamacpp"))]
-    Vec::new()
-}
-
 /// The first available engine that reads this model's format.
 pub fn engine_for(manifest: &Manifest) -> Result<Arc<dyn Engine>, String> {
     let candidates: Vec<_> = registry()
@@ -108,17 +102,20 @@ pub fn availability(models_dir: &Path) -> Vec<Availability> {
         .map(|e| Availability {
             name: e.name(),
             status: e.check(),
+            cpu_features: e.cpu_features(),
         })
         .collect();
     #[cfg(feature = "onnx")]
     all.push(Availability {
         name: "onnx",
         status: onnx_status(models_dir),
+        cpu_features: Vec::new(),
     });
     #[cfg(feature = "tract")]
     all.push(Availability {
         name: "tract",
         status: Ok(()),
+        cpu_features: Vec::new(),
     });
     #[cfg(feature = "whisper")]
     all.push(Availability {
@@ -126,6 +123,7 @@ pub fn availability(models_dir: &Path) -> Vec<Availability> {
         status: switchyard_engine_whisper::locate_worker(None)
             .map(|_| ())
             .map_err(|e| e.to_string()),
+        cpu_features: Vec::new(),
     });
     let _ = models_dir; // read only by the media families
     all

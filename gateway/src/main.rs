@@ -198,7 +198,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             %addr,
             models = ?state.model_ids(),
             dir = %models_dir.display(),
-            llama_cpp_cpu = %switchyard_engines::llama_cpp_cpu_features().join(","),
+            cpu_features = %switchyard_engines::registry()
+                .iter()
+                .map(|e| format!("{}={}", e.name(), e.cpu_features().join(",")))
+                .collect::<Vec<_>>()
+                .join(" "),
             "serving"
         );
         say(&format!("switchyard listening on http://{addr}"));

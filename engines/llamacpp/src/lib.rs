@@ -76,6 +76,10 @@ impl Engine for LlamaCppEngine {
         manifest.format == "gguf"
     }
 
+    fn cpu_features(&self) -> Vec<String> {
+        cpu::cpu_features().to_vec()
+    }
+
     fn memory_estimate(
         &self,
         manifest: &Manifest,
@@ -125,7 +129,9 @@ impl LlamaCppModel {
         let shared = Arc::new(Shared::default());
         // Room for a full queue plus a request per slot that arrives between two decode steps.
         let (jobs, queue) = sync_channel::<Job>(config.queue_size + config.slots as usize);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Arc<LlamaModel>, String>>();
+        // The worker hands back the model and the context per slot it settled on.
+        let (ready_tx, ready_rx) =
+            std::sync::mpsc::channel::<Result<(Arc<LlamaModel>, u32), String>>();
         let worker_shared = Arc::clone(&shared);
         let (slots, batch_size, threads) = (config.slots, config.batch_size, config.threads);
         let ctx_per_slot_wanted = config.context_per_slot;
@@ -170,7 +176,7 @@ impl LlamaCppModel {
                     .with_n_threads_batch(i32::try_from(threads).unwrap_or(1));
                 match model.new_context(backend, params) {
                     Ok(ctx) => {
-                        let _ = ready_tx.send(Ok(Arc::clone(&model)));
+                        let _ = ready_tx.send(Ok((Arc::clone(&model), settings.context_per_slot)));
                         worker::run(&model, ctx, settings, queue, worker_shared);
                     }
                     Err(e) => {
@@ -179,12 +185,11 @@ impl LlamaCppModel {
                 };
             })
             .map_err(|e| EngineError::Load(format!("cannot start worker thread: {e}")))?;
-        let model = match ready_rx.recv() {
-            Ok(Ok(model)) => model,
+        let (model, context_per_slot) = match ready_rx.recv() {
+            Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => return Err(EngineError::Load(e)),
             Err(_) => return Err(EngineError::Load("worker thread died during start".into())),
         };
-        let context_per_slot = config.context_per_slot.min(model.n_ctx_train().max(16));
         let template = load_template(&model, &manifest.id);
         let memory_bytes = model.size() + memory::kv_for_model(&model, context_per_slot, config);
         info!(

@@ -142,11 +142,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, J
             name: a.name,
             available: a.status.is_ok(),
             reason: a.status.err(),
-            cpu_features: if a.name == "llama.cpp" {
-                switchyard_engines::llama_cpp_cpu_features()
-            } else {
-                Vec::new()
-            },
+            cpu_features: a.cpu_features,
         })
         .collect();
     let code = if ready {
