@@ -177,3 +177,32 @@ fn requests_decode_together_and_cancellation_frees_slots() {
         Err(EngineError::Unavailable(_))
     ));
 }
+
+#[test]
+fn a_truncated_gguf_is_a_load_error_naming_the_file() {
+    // The weights load on the worker thread: a file llama.cpp refuses must come back as a
+    // clear error from `load`, not hang the caller or kill the process.
+    let source = manifest();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        source.dir.join(switchyard_core::manifest::MANIFEST_FILE),
+        dir.path().join(switchyard_core::manifest::MANIFEST_FILE),
+    )
+    .unwrap();
+    let gguf = source.primary_path().unwrap();
+    let bytes = std::fs::read(&gguf).unwrap();
+    let copy = dir.path().join(gguf.file_name().unwrap());
+    std::fs::write(&copy, &bytes[..bytes.len() / 3]).unwrap();
+    let broken = Manifest::load(dir.path()).unwrap();
+    let started = Instant::now();
+    let err = match LlamaCppEngine.load(&broken, &config()) {
+        Ok(_) => panic!("a truncated GGUF loaded"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, EngineError::Load(_)), "{err:?}");
+    assert!(
+        err.to_string().contains(&*copy.to_string_lossy()),
+        "the error names the file: {err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
